@@ -1,0 +1,118 @@
+"""Typed trial configuration, built once from the flat ``section.key`` dict that a search samples.
+
+Search spaces and command lines speak in dotted keys (``model.encoder``, ``train.lr``); a trial
+turns them into these dataclasses at its boundary, and an unknown key is an error that names the
+nearest valid one, never a silently ignored typo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "Unet"  # a segmentation-models-pytorch architecture
+    encoder: str = "resnet18"
+    encoder_depth: int = 5
+    # None trains from scratch; a path names a local weights file (.safetensors or .pth) for the encoder.
+    encoder_weights: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 8
+    scale: float = 0.5  # training image side relative to the data's, rounded to a multiple of 32
+    loss: str = "bce_dice"
+    augment: str = "flips"
+    folds: list[int] | None = None  # None trains every fold of the study
+    num_workers: int = 0
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+
+
+@dataclass
+class TrialConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tta: str = "hflip"
+    seed: int = 0
+
+
+def flat_keys(cls: type) -> dict[str, Any]:
+    """Every dotted key of a (nested) config dataclass with its type annotation."""
+    hints = typing.get_type_hints(cls)
+    keys: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.update({f"{f.name}.{k}": v for k, v in flat_keys(hint).items()})
+        else:
+            keys[f.name] = hint
+    return keys
+
+
+def unknown_key_error(key: str, valid: list[str], where: str = "") -> ValueError:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(sorted(valid))}"
+    return ValueError(f"{where}unknown key {key!r}{hint}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check a value against its annotation, turning ints into floats where a float is expected."""
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ValueError(f"{key} must not be empty (null)")
+    base = next((a for a in args if a is not type(None)), hint)
+    origin = typing.get_origin(base) or base
+    if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if origin is list and isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{key} must be {getattr(origin, '__name__', origin)}, got {value!r}")
+
+
+def from_flat(cls: type, flat: dict[str, Any], where: str = "") -> Any:
+    """Build a nested config dataclass from dotted keys; unknown keys and wrong types are errors."""
+    keys = flat_keys(cls)
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in keys:
+            raise unknown_key_error(key, list(keys), where)
+        section, _, name = key.rpartition(".")
+        nested.setdefault(section, {})[name] = _coerce(key, value, keys[key])
+    return _build(cls, nested, "")
+
+
+def _build(cls: type, nested: dict[str, dict[str, Any]], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], nested, f"{path}.")
+        elif f.name in nested.get(prefix.rstrip("."), {}):
+            kwargs[f.name] = nested[prefix.rstrip(".")][f.name]
+    return cls(**kwargs)
+
+
+def to_flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    """The inverse of :func:`from_flat`: a config dataclass as dotted keys."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(to_flat(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = value
+    return out
