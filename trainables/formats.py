@@ -201,10 +201,13 @@ register_format("severstal")(read_severstal)
 
 @register_format("synthetic")
 def read_synthetic(root: str | Path, num_classes: int = 4, images: int = 96, seed: int = 0) -> SegmentationData:
-    """The built-in synthetic steel set, generated into ``root`` once (a cache) and read as Severstal."""
+    """The built-in synthetic steel set, generated into ``root`` once (a cache) and read as Severstal.
+
+    Images have Severstal's own size (256 x 1600), so the default run exercises the full-size path.
+    """
     from trainables.synthetic import write_synthetic
 
     if num_classes != 4:
         raise ValueError(f"data.classes must be 4 for the synthetic steel set, got {num_classes}")
-    write_synthetic(root, n_train=images, seed=seed)
+    write_synthetic(root, n_train=images, height=256, width=1600, seed=seed)
     return read_severstal(root, num_classes)

@@ -1,0 +1,25 @@
+"""``key=value`` command lines for the ensembling tools, checked against the keys each one takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from trainables.config import unknown_key_error
+
+
+def parse_args(argv: list[str], required: list[str], optional: list[str], usage: str) -> dict[str, Any]:
+    """Parse and check ``key=value`` words; a missing or unknown key names the fix."""
+    args: dict[str, Any] = {}
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ValueError(f"argument {word!r} must look like key=value; usage: {usage}")
+        if key not in required + optional:
+            raise unknown_key_error(key, required + optional, "command line: ")
+        args[key] = value if key in required else yaml.safe_load(value)
+    missing = [k for k in required if k not in args]
+    if missing:
+        raise ValueError(f"missing {', '.join(k + '=...' for k in missing)}; usage: {usage}")
+    return args

@@ -1,0 +1,85 @@
+"""The ensemble manifest, ``ensemble.json``: everything a predictor needs, and where it came from.
+
+Members name their trial, weight, per-fold checkpoints (paths relative to the manifest's folder),
+model config and TTA; post-processing gives each class a threshold and a minimum area (as a
+fraction of the image's area, and in pixels at the training images' size). The folds hash ties it
+to one split; ``format_version`` lets a later reader refuse what it cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ensembling.greedy import Selection
+from ensembling.store import TrialRecord
+from trainables.atomic import write_json
+from trainables.metrics import PostProcessing
+from trainables.preprocess import MULTIPLE, scaled_size
+from trainables.study import Study
+
+FORMAT_VERSION = 1
+
+
+def _member(study: Study, trial: TrialRecord, weight: float, score: float | None = None) -> dict[str, Any]:
+    scale = float(trial.config["train.scale"])
+    return {
+        "trial_id": trial.trial_id,
+        "weight": weight,
+        "oof_score": trial.score if score is None else score,
+        "config": trial.config,
+        "tta": trial.config["tta"],
+        "input_size": list(scaled_size(study.data.shape, scale, MULTIPLE)),
+        "checkpoints": [str((trial.path / f"fold{k}" / "model.safetensors").relative_to(study.root)) for k in trial.folds],
+        "ms_per_image": trial.ms_per_image,
+    }
+
+
+def build_manifest(
+    study: Study,
+    trials: list[TrialRecord],
+    selection: Selection,
+    post: PostProcessing,
+    seconds: float,
+    images: int,
+    best_single: TrialRecord,
+    best_single_score: float,
+) -> dict[str, Any]:
+    height, width = study.data.shape
+    members = [_member(study, trials[i], w) for i, w in selection.weights.items()]
+    expected = sum(m["ms_per_image"] for m in members) * images / 1000
+    return {
+        "format_version": FORMAT_VERSION,
+        "study": str(study.root),
+        "folds_hash": study.folds_hash,
+        "num_classes": study.data.num_classes,
+        "class_ids": list(range(1, study.data.num_classes + 1)),
+        "image_shape": [height, width],
+        "rle_order": study.data.order,
+        "members": members,
+        "postprocessing": {
+            "thresholds": post.thresholds,
+            "min_area_fractions": post.min_area_fractions,
+            "min_area_px": [round(f * height * width) for f in post.min_area_fractions],
+        },
+        "oof_score": post.score,
+        "class_scores": post.class_scores,
+        "best_single": {"trial_id": best_single.trial_id, "oof_score": best_single_score},
+        "budget": {"seconds": seconds, "images": images, "expected_seconds": expected},
+        "history": [{"members": {trials[i].trial_id: c for i, c in counts.items()}, "score": s} for counts, s in selection.history],
+    }
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    write_json(path, manifest)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ensemble manifest (run `python -m ensembling.select` first)")
+    manifest = json.loads(path.read_text())
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version must be {FORMAT_VERSION}, got {version!r}; re-run the selection with this version")
+    return manifest

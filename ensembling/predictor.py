@@ -1,0 +1,78 @@
+"""The offline predictor of an exported ensemble: full-size masks from its members, folds and TTA.
+
+Each member sees the image at its own training size; its fold models' TTA-averaged probabilities
+are resized back to the image's own size, blended by the members' weights, then each class is
+thresholded and emptied when smaller than its minimum area. Needs torch and smp, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ensembling.manifest import read_manifest
+from trainables.config import TrialConfig, from_flat
+from trainables.models import build_model, load_weights
+from trainables.preprocess import resize_image, resize_probs, to_tensor
+from trainables.tta import predict_tta
+
+
+@dataclass
+class Member:
+    weight: float
+    tta: str
+    input_size: tuple[int, int]
+    models: list[torch.nn.Module]
+
+
+def apply_postprocessing(probs: np.ndarray, thresholds: list[float], min_area_fractions: list[float]) -> np.ndarray:
+    """(C, H, W) probabilities to 0/1 masks: threshold per class, then empty masks under the area."""
+    masks = np.zeros(probs.shape, np.uint8)
+    area = probs.shape[1] * probs.shape[2]
+    for c, (threshold, fraction) in enumerate(zip(thresholds, min_area_fractions, strict=True)):
+        mask = probs[c] >= threshold
+        if mask.sum() >= fraction * area:
+            masks[c] = mask
+    return masks
+
+
+class Predictor:
+    """Load an exported ensemble once, then predict masks for batches of RGB images."""
+
+    def __init__(self, folder: str | Path, device: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder / "ensemble.json")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.num_classes = int(self.manifest["num_classes"])
+        self.class_ids: list[int] = list(self.manifest["class_ids"])
+        self.members = [self._load_member(m) for m in self.manifest["members"]]
+
+    def _load_member(self, member: dict[str, Any]) -> Member:
+        config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
+        models = []
+        for checkpoint in member["checkpoints"]:
+            model = build_model(config.model, self.num_classes, load_weights=False)
+            models.append(load_weights(model, self.folder / checkpoint).to(self.device).eval())
+        return Member(weight=float(member["weight"]), tta=member["tta"], input_size=tuple(member["input_size"]), models=models)
+
+    @torch.no_grad()
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """Blended probabilities (N, C, H, W) for RGB images of one size (H, W)."""
+        size = images[0].shape[:2]
+        total = torch.zeros((len(images), self.num_classes, *size), device=self.device)
+        for member in self.members:
+            batch = to_tensor(np.stack([resize_image(image, member.input_size) for image in images])).to(self.device)
+            folds = sum(predict_tta(model, batch, member.tta) for model in member.models) / len(member.models)
+            total += member.weight * resize_probs(folds, size)
+        return total.cpu().numpy()
+
+    def masks(self, images: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Post-processed 0/1 masks (C, H, W) per image, at each image's own size."""
+        post = self.manifest["postprocessing"]
+        for probs in self.probabilities(images):
+            yield apply_postprocessing(probs, post["thresholds"], post["min_area_fractions"])

@@ -1,0 +1,101 @@
+"""Pick the ensemble: ``python -m ensembling.select study=DIR budget.seconds=S budget.images=N``.
+
+Greedy forward selection with replacement over the study's finished trials, scored on their
+out-of-fold predictions with the competition metric after a per-class threshold and minimum area,
+keeping the members' summed inference time for N test images within S seconds. Writes
+``<study>/ensemble.json`` and records the selection as an MLflow run in the study's experiment.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import yaml
+
+from ensembling.blend import candidate_grids
+from ensembling.cli import parse_args
+from ensembling.greedy import Selection, greedy_select
+from ensembling.manifest import build_manifest, write_manifest
+from ensembling.store import TrialRecord, read_trials
+from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.metrics import best_postprocessing
+from trainables.study import Study, open_study
+
+
+@dataclass
+class Budget:
+    seconds: float = 3600.0  # a Kaggle kernel's hour
+    images: int = 5506  # Severstal's full test set
+
+
+def usable_trials(study: Study) -> list[TrialRecord]:
+    """Finished trials that predicted every image of this study's split."""
+    trials = [t for t in read_trials(study.root) if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    if not trials:
+        raise ValueError(
+            f"{study.root}: no finished trial covers every fold of this split; "
+            "run `python -m search.run` with train.folds unset first"
+        )
+    return trials
+
+
+def select(study: Study, budget: Budget, max_steps: int = 20) -> tuple[list[TrialRecord], Selection, list[float]]:
+    trials = usable_trials(study)
+    oofs = [t.oof() for t in trials]
+    truth = study.truth()
+    singles = [best_postprocessing(g).score for g in candidate_grids(oofs, truth, {}, list(range(len(trials))))]
+    costs = [t.ms_per_image * budget.images / 1000 for t in trials]
+
+    def scorer(counts: dict[int, int], candidates: Any) -> list[float]:
+        return [best_postprocessing(g).score for g in candidate_grids(oofs, truth, counts, candidates)]
+
+    selection = greedy_select(singles, costs, budget.seconds, scorer, max_steps=max_steps)
+    return trials, selection, singles
+
+
+def run(args: dict[str, Any]) -> dict[str, Any]:
+    study = open_study(args["study"])
+    budget = Budget(seconds=float(args.get("budget.seconds", Budget.seconds)), images=int(args.get("budget.images", Budget.images)))
+    trials, selection, singles = select(study, budget, max_steps=int(args.get("max_steps", 20)))
+    members = [trials[i] for i in selection.counts]
+    post = best_postprocessing(candidate_grids([t.oof() for t in trials], study.truth(), selection.counts, [None])[0])
+    best = max(range(len(trials)), key=lambda i: singles[i])
+    manifest = build_manifest(study, trials, selection, post, budget.seconds, budget.images, trials[best], singles[best])
+    write_manifest(study.root / "ensemble.json", manifest)
+    _log_mlflow(study, manifest)
+    print(f"Best single trial: {trials[best].trial_id}  OOF {singles[best]:.4f}")
+    print(f"Ensemble:          {len(members)} member(s), {sum(selection.counts.values())} picks  OOF {post.score:.4f}")
+    for member in manifest["members"]:
+        print(f"  {member['trial_id']:<18} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
+    print(f"Per class: thresholds {post.thresholds}  min area {manifest['postprocessing']['min_area_px']} px")
+    print(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
+    print(f"Wrote {study.root / 'ensemble.json'}\nNext: python -m ensembling.export study={study.root} out=DIR")
+    return manifest
+
+
+def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
+    raw = yaml.safe_load((study.root / "study.yaml").read_text()) or {}
+    tracking = raw.get("mlflow") or {}
+    use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)
+    with mlflow.start_run(run_name=f"select {study.root.name}"):
+        mlflow.set_tags({"study": str(study.root), "kind": "select"})
+        mlflow.log_params(clean_params({**manifest["budget"], "members": [m["trial_id"] for m in manifest["members"]]}))
+        mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "best_single_oof_score": manifest["best_single"]["oof_score"]}))
+        mlflow.log_artifact(str(study.root / "ensemble.json"))
+
+
+def main(argv: list[str]) -> int:
+    usage = "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [max_steps=20]"
+    try:
+        run(parse_args(argv, required=["study"], optional=["budget.seconds", "budget.images", "max_steps"], usage=usage))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,154 @@
+"""The search's configuration: a space file from ``spaces/`` plus ``key=value`` overrides.
+
+A space file says what is fixed (``settings``) and what varies (``search``) in dotted keys; a key is
+either a run setting (data, study, storage, Ray, MLflow ...) or a trial setting (model, train, TTA).
+Every key is checked against both, and a typo names the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search.spaces import check_domain, domain_values, space_path
+from trainables.config import TrialConfig, flat_keys, from_flat, unknown_key_error
+from trainables.study import DataConfig
+
+ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None starts a local Ray; "auto" or host:port joins a cluster
+    node_ip: str | None = None  # the address this node registers with (tests keep it on loopback)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = -1.0  # -1: one GPU per trial when the cluster has GPUs, else none
+    max_concurrent: int = 0  # 0: as many as the resources allow
+
+
+@dataclass
+class MlflowConfig:
+    uri: str | None = None  # None: sqlite:///<cwd>/mlflow.db, the store `mlflow ui` opens by default
+    experiment: str | None = None  # None: the study's name
+
+
+@dataclass
+class SchedulerConfig:
+    grace_period: int = 1  # epochs every trial gets before ASHA may stop it
+    reduction_factor: int = 2
+
+
+@dataclass
+class SearchConfig:
+    space: str = "quick"
+    description: str = ""
+    study: str | None = None  # None: the space's name
+    storage: str = "studies"
+    trials: int = 4
+    seed: int = 0
+    folds: int = 5
+    oof_scale: float = 0.25
+    data: DataConfig = field(default_factory=DataConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    @property
+    def study_name(self) -> str:
+        return self.study or Path(self.space).stem
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.storage).expanduser().resolve() / self.study_name
+
+
+@dataclass
+class Plan:
+    """What a search runs: its settings, the trial keys it fixes and the ones it samples."""
+
+    config: SearchConfig
+    fixed: dict[str, Any]
+    search: dict[str, dict[str, Any]]
+
+
+def parse_overrides(argv: list[str]) -> dict[str, Any]:
+    """``key=value`` words into a dict, values read as YAML (so 3 is an int and null is None)."""
+    out: dict[str, Any] = {}
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ValueError(f"argument {word!r} must look like key=value (e.g. space=quick trials=8)")
+        out[ALIASES.get(key, key)] = yaml.safe_load(value) if value else None
+    return out
+
+
+def _read_space(path: Path) -> dict[str, Any]:
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - {"description", "settings", "search"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise unknown_key_error(key, ["description", "settings", "search"], f"{path}: ")
+    return raw
+
+
+def load_plan(argv: list[str]) -> Plan:
+    """Resolve the space file and overrides into a validated plan; errors name the file and key."""
+    overrides = parse_overrides(argv)
+    path = space_path(str(overrides.get("space", SearchConfig.space)))
+    raw = _read_space(path)
+    run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
+    valid = sorted(set(run_keys) | set(trial_keys) | set(ALIASES))
+    search = {ALIASES.get(k, k): v for k, v in (raw.get("search") or {}).items()}
+    for key, spec in search.items():
+        if key not in trial_keys:
+            raise unknown_key_error(key, list(trial_keys), f"{path}: search: ")
+        check_domain(key, spec, f"{path}: search: ")
+    settings = {ALIASES.get(k, k): v for k, v in (raw.get("settings") or {}).items()}
+    run: dict[str, Any] = {"space": str(path), "description": raw.get("description", "")}
+    fixed: dict[str, Any] = {}
+    for where, values in ((f"{path}: settings: ", settings), ("command line: ", overrides)):
+        for key, value in values.items():
+            if key in run_keys:
+                run[key] = value
+            elif key in trial_keys:
+                fixed[key] = value
+                search.pop(key, None)  # a fixed value wins over a searched one
+            else:
+                raise unknown_key_error(key, valid, where)
+    config = from_flat(SearchConfig, run, where="settings: ")
+    config.space = str(path)
+    _check(config)
+    _check_trials(fixed, search)
+    return Plan(config=config, fixed=fixed, search=search)
+
+
+def _check(config: SearchConfig) -> None:
+    if config.trials < 1:
+        raise ValueError(f"trials must be >= 1, got {config.trials}")
+    if config.folds < 2:
+        raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
+    if not 0 < config.oof_scale <= 1:
+        raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
+
+
+def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]]) -> None:
+    """Build a trial config for each value a space names, so a bad name fails now, not in a trial."""
+    from trainables.fit import parse_config
+
+    parse_config(fixed)
+    for key, spec in search.items():
+        for value in domain_values(spec):
+            parse_config({**fixed, key: value})
+
+
+def resolved(plan: Plan) -> dict[str, Any]:
+    """The plan as study.yaml records it: every run setting, the fixed trial keys, the space."""
+    out = dataclasses.asdict(plan.config)
+    out["study"] = plan.config.study_name
+    out["trial"] = plan.fixed
+    out["search"] = plan.search
+    return out

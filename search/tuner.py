@@ -1,0 +1,86 @@
+"""Ray Tune wiring: Optuna proposes, ASHA stops the weak early, MLflow records every trial."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.config import Plan
+from search.spaces import domain_values, to_tune
+from trainables.config import TrainConfig
+from trainables.tune_edge import tune_trainable
+
+METRIC, MODE = "score", "max"
+
+
+def start_ray(plan: Plan) -> None:
+    """Join the cluster named by ray.address, or start a local Ray."""
+    # Checkpointing every epoch is the point of a per-epoch report; keep Tune from warning about it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if plan.config.ray.address:
+        args["address"] = plan.config.ray.address
+    if plan.config.ray.node_ip:
+        args["_node_ip_address"] = plan.config.ray.node_ip
+    ray.init(**args)
+
+
+def _max_epochs(plan: Plan) -> int:
+    if "train.epochs" in plan.search:
+        return int(max(domain_values(plan.search["train.epochs"])))
+    return int(plan.fixed.get("train.epochs", TrainConfig.epochs))
+
+
+def _resources(plan: Plan) -> dict[str, float]:
+    gpus = plan.config.ray.gpus_per_trial
+    if gpus < 0:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    return {"cpu": plan.config.ray.cpus_per_trial, "gpu": gpus}
+
+
+def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, parent_run_id: str) -> tune.Tuner:
+    epochs = _max_epochs(plan)
+    param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
+    param_space.setdefault("seed", plan.config.seed)
+    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
+    searcher = OptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
+    scheduler = ASHAScheduler(
+        max_t=epochs,
+        grace_period=min(plan.config.scheduler.grace_period, epochs),
+        reduction_factor=plan.config.scheduler.reduction_factor,
+    )
+    callback = MLflowLoggerCallback(
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        tags={"mlflow.parentRunId": parent_run_id, "study": str(study_dir)},
+        save_artifact=False,
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=plan.config.trials,
+            max_concurrent_trials=plan.config.ray.max_concurrent or None,
+            trial_dirname_creator=lambda trial: f"ray-{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=study_dir.name,
+            storage_path=str(study_dir.parent),
+            callbacks=[callback],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=1,
+        ),
+    )

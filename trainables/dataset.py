@@ -1,0 +1,55 @@
+"""A torch dataset over a study's images at the training size, with an in-memory decode cache."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trainables.formats import SegmentationData
+from trainables.preprocess import resize_image, resize_masks, to_tensor
+
+CACHE_LIMIT_BYTES = 2 * 1024**3  # decode each image once per trial while the set fits in 2 GiB
+
+
+class SegmentationDataset(Dataset):
+    """(image tensor (3, h, w), mask tensor (C, h, w)) pairs, resized from the source once."""
+
+    def __init__(
+        self,
+        data: SegmentationData,
+        image_ids: list[str],
+        size: tuple[int, int],
+        augment: A.Compose | None = None,
+    ) -> None:
+        self.data = data
+        self.image_ids = list(image_ids)
+        self.size = size
+        self.augment = augment
+        per_image = size[0] * size[1] * (3 + data.num_classes)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = (
+            {} if per_image * len(self.image_ids) <= CACHE_LIMIT_BYTES else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The resized RGB image (h, w, 3) and masks (C, h, w), both uint8."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        image_id = self.image_ids[index]
+        image = self.data.read_image(image_id)
+        masks = self.data.masks(image_id, image.shape[:2])
+        item = resize_image(image, self.size), resize_masks(masks, self.size)
+        if self._cache is not None:
+            self._cache[index] = item
+        return item
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, masks = self.load(index)
+        if self.augment is not None:
+            out = self.augment(image=image, mask=masks.transpose(1, 2, 0))
+            image, masks = out["image"], out["mask"].transpose(2, 0, 1)
+        return to_tensor(image[None])[0], torch.from_numpy(np.ascontiguousarray(masks)).float()

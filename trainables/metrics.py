@@ -1,0 +1,139 @@
+"""The competition metric, mean Dice over every image-class pair, with post-processing folded in.
+
+Severstal scores each (image, class) pair: Dice of the predicted and true mask, and 1 when both are
+empty, so a speck on a clean pair costs a whole point. The score that matters is therefore the one
+after a per-class pixel threshold and minimum area. Probabilities are uint8 (round(p * 255)), so one
+histogram of 256 levels per pair gives the predicted area and the overlap at *every* threshold in a
+single pass over the pixels; any threshold x minimum-area grid then costs no more pixel work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVELS = 256
+# Probability thresholds tried per class (pixel is positive when p >= threshold).
+THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
+# Minimum areas as a fraction of the image's area; the last one drops the class entirely, which is
+# the all-empty prediction, so a tuned class never scores below predicting nothing.
+MIN_AREA_FRACTIONS = np.array([0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.02, 0.03, 0.05, 2.0])
+
+
+def threshold_levels(thresholds: np.ndarray) -> np.ndarray:
+    """uint8 level L such that u8 >= L exactly when u8 / 255 >= threshold."""
+    return np.ceil(np.asarray(thresholds, np.float64) * 255 - 1e-9).astype(np.int64)
+
+
+def quantize(probs: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] as uint8 round(p * 255), the stored form of every prediction."""
+    return np.clip(np.rint(np.asarray(probs, np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class PairCounts:
+    """Per pair, the predicted area and overlap at each threshold, and the true area."""
+
+    pred_area: np.ndarray  # (n, C, T)
+    inter: np.ndarray  # (n, C, T)
+    truth_area: np.ndarray  # (n, C)
+
+
+def pair_counts(probs_u8: np.ndarray, truth: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> PairCounts:
+    """Count areas for every threshold from per-pair 256-bin histograms of (n, C, h, w) uint8 probs."""
+    if probs_u8.dtype != np.uint8:
+        raise ValueError(f"probabilities must be uint8 (round(p * 255)), got {probs_u8.dtype}")
+    if probs_u8.shape != truth.shape:
+        raise ValueError(f"probabilities {probs_u8.shape} and truth {truth.shape} must have the same shape")
+    n, c = probs_u8.shape[:2]
+    pairs = n * c
+    values = probs_u8.reshape(pairs, -1).astype(np.int64)
+    index = (np.arange(pairs)[:, None] * LEVELS + values).ravel()
+    positive = truth.reshape(pairs, -1).ravel() != 0
+    hist_all = np.bincount(index, minlength=pairs * LEVELS).reshape(pairs, LEVELS)
+    hist_pos = np.bincount(index[positive], minlength=pairs * LEVELS).reshape(pairs, LEVELS)
+    # at_least[:, L] = pixels with value >= L: a reversed cumulative sum over the levels.
+    at_least_all = np.cumsum(hist_all[:, ::-1], axis=1)[:, ::-1]
+    at_least_pos = np.cumsum(hist_pos[:, ::-1], axis=1)[:, ::-1]
+    levels = threshold_levels(thresholds)
+    return PairCounts(
+        pred_area=at_least_all[:, levels].reshape(n, c, -1),
+        inter=at_least_pos[:, levels].reshape(n, c, -1),
+        truth_area=hist_pos.sum(axis=1).reshape(n, c),
+    )
+
+
+def dice_sums(counts: PairCounts, min_areas: np.ndarray) -> np.ndarray:
+    """Summed pair Dice per class, threshold and minimum area: shape (C, T, A).
+
+    A predicted mask smaller than the minimum area is emptied before scoring.
+    """
+    pred = counts.pred_area[..., None].astype(np.float64)  # (n, C, T, 1)
+    inter = counts.inter[..., None].astype(np.float64)
+    kept = pred >= np.asarray(min_areas, np.float64)  # (n, C, T, A)
+    pred, inter = pred * kept, inter * kept
+    truth = counts.truth_area[:, :, None, None].astype(np.float64)
+    total = pred + truth
+    dice = np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))
+    return dice.sum(axis=0)
+
+
+def score_grid(
+    probs_u8: np.ndarray,
+    truth: np.ndarray,
+    thresholds: np.ndarray = THRESHOLDS,
+    min_areas: np.ndarray | None = None,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Mean pair Dice per class, threshold and minimum area (C, T, A), reading ``chunk`` images at a time.
+
+    ``min_areas`` are in pixels of the arrays given; by default the fractions of the image area above.
+    """
+    n, _, h, w = probs_u8.shape
+    if min_areas is None:
+        min_areas = MIN_AREA_FRACTIONS * h * w
+    sums = None
+    for start in range(0, n, chunk):
+        part = dice_sums(pair_counts(np.asarray(probs_u8[start : start + chunk]), np.asarray(truth[start : start + chunk]), thresholds), min_areas)
+        sums = part if sums is None else sums + part
+    return sums / n
+
+
+@dataclass
+class PostProcessing:
+    """The best per-class threshold and minimum area on a grid, and the score they give."""
+
+    thresholds: list[float]
+    min_area_fractions: list[float]  # of the image area, so it holds at any resolution
+    class_scores: list[float]
+    score: float  # mean over classes = mean over every image-class pair
+
+
+def best_postprocessing(grid: np.ndarray, thresholds: np.ndarray = THRESHOLDS, fractions: np.ndarray = MIN_AREA_FRACTIONS) -> PostProcessing:
+    """Pick, per class, the threshold and minimum area with the highest mean Dice from a score grid."""
+    classes = grid.shape[0]
+    flat = grid.reshape(classes, -1)
+    best = flat.argmax(axis=1)
+    t_index, a_index = np.unravel_index(best, grid.shape[1:])
+    class_scores = flat[np.arange(classes), best]
+    return PostProcessing(
+        thresholds=[float(thresholds[i]) for i in t_index],
+        min_area_fractions=[float(fractions[i]) for i in a_index],
+        class_scores=[float(s) for s in class_scores],
+        score=float(class_scores.mean()),
+    )
+
+
+def tuned_score(probs_u8: np.ndarray, truth: np.ndarray) -> PostProcessing:
+    """The competition score after the best per-class threshold and minimum area on the default grid."""
+    return best_postprocessing(score_grid(probs_u8, truth))
+
+
+def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Plain competition metric of binary masks (n, C, H, W): mean pair Dice, 1 when both are empty."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    axes = (2, 3)
+    inter = (pred & truth).sum(axis=axes)
+    total = pred.sum(axis=axes) + truth.sum(axis=axes)
+    return float(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1)).mean())

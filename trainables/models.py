@@ -1,0 +1,83 @@
+"""Segmentation models from a trial's config: segmentation-models-pytorch architectures and encoders.
+
+Nothing here downloads: ``encoder_weights`` is None (train from scratch) or a local file that the user
+names; a hub name such as "imagenet" is passed to smp only when the machine can reach the hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from safetensors.torch import load_file, save_file
+
+from trainables.config import ModelConfig
+
+
+def list_architectures() -> list[str]:
+    return sorted(cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values())
+
+
+def list_encoders() -> list[str]:
+    return sorted(smp.encoders.get_encoder_names())
+
+
+def check_model_config(config: ModelConfig) -> None:
+    """Fail before training on an unknown architecture or encoder, listing the options."""
+    if config.arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
+        raise ValueError(f"Unknown model.arch {config.arch!r}. Available options are: {', '.join(list_architectures())}")
+    if config.encoder not in smp.encoders.get_encoder_names():
+        raise ValueError(f"Unknown model.encoder {config.encoder!r}. Available options are: {', '.join(list_encoders())}")
+    if not 3 <= config.encoder_depth <= 5:
+        raise ValueError(f"model.encoder_depth must be in 3..5, got {config.encoder_depth}")
+
+
+def _decoder_kwargs(config: ModelConfig) -> dict:
+    """Unet-like decoders take one channel count per encoder stage; match them to the depth."""
+    if config.arch.lower() in {"unet", "unetplusplus"}:
+        return {"decoder_channels": [256, 128, 64, 32, 16][: config.encoder_depth]}
+    return {}
+
+
+def build_model(config: ModelConfig, classes: int, load_weights: bool = True) -> torch.nn.Module:
+    """A model with ``classes`` sigmoid channels; ``load_weights=False`` skips pretrained weights (export)."""
+    check_model_config(config)
+    weights = config.encoder_weights if load_weights else None
+    local = weights is not None and Path(weights).expanduser().exists()
+    model = smp.create_model(
+        config.arch,
+        encoder_name=config.encoder,
+        encoder_weights=None if local else weights,
+        encoder_depth=config.encoder_depth,
+        classes=classes,
+        **_decoder_kwargs(config),
+    )
+    if local:
+        load_encoder_weights(model, Path(weights).expanduser())
+    return model
+
+
+def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load a local encoder state dict (.safetensors, or a .pth/.pt read with weights_only=True)."""
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+    if len(missing) == len(model.encoder.state_dict()):
+        raise ValueError(f"{path}: no tensor matches the encoder {type(model.encoder).__name__}; expected its state dict")
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Weights only, as safetensors: never a pickle."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    model.load_state_dict(load_file(str(path)))
+    return model

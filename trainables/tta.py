@@ -1,0 +1,49 @@
+"""Test-time augmentation, shared by out-of-fold prediction and the offline predictor.
+
+A policy is a list of views; each view maps a batch (N, C, H, W) to an augmented batch and its
+inverse maps the model's output back, so ``inverse(model(forward(x)))`` lines up with ``x``.
+Flips are their own inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from trainables.registry import Registry
+
+View = Callable[[torch.Tensor], torch.Tensor]
+
+
+def identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    return torch.flip(x, dims=[-1])
+
+
+def vflip(x: torch.Tensor) -> torch.Tensor:
+    return torch.flip(x, dims=[-2])
+
+
+TTA: Registry[list[tuple[View, View]]] = Registry("TTA policy")
+TTA.register("none")([(identity, identity)])
+TTA.register("hflip")([(identity, identity), (hflip, hflip)])
+TTA.register("hvflip")([(identity, identity), (hflip, hflip), (vflip, vflip)])
+
+
+def views(name: str) -> list[tuple[View, View]]:
+    return TTA.get(name)
+
+
+@torch.no_grad()
+def predict_tta(model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, name: str) -> torch.Tensor:
+    """Mean sigmoid probability over the policy's views (3 views = 3 forward passes per image)."""
+    total = None
+    policy = views(name)
+    for forward, inverse in policy:
+        probs = torch.sigmoid(inverse(model(forward(batch))))
+        total = probs if total is None else total + probs
+    return total / len(policy)
