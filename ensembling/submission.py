@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainables.atomic import write_with
 from trainables.rle import validate_rle
 
 PIXELS = "EncodedPixels"
@@ -82,7 +83,7 @@ def _parse_keys(frame: pd.DataFrame, kind: str, source: str) -> list[Key]:
                 )
             keys.append((image, cls))
         return keys
-    for i, (image, text) in enumerate(zip(frame[IMAGE].astype(str), frame[CLASS].astype(str))):
+    for i, (image, text) in enumerate(zip(frame[IMAGE].astype(str), frame[CLASS].astype(str), strict=True)):
         cls = _class_id(text)
         if cls is None:
             raise ValueError(f"{source}: line {_line(i)}: {CLASS} must be a positive integer, got {text!r}")
@@ -159,7 +160,7 @@ def validate_submission(
     keys = _parse_keys(frame, layout.kind, source)
     _check_unique(keys, source)
     _check_same_keys(keys, layout.keys, source)
-    for (image, cls), value in zip(keys, frame[PIXELS]):
+    for (image, cls), value in zip(keys, frame[PIXELS], strict=True):
         rle = _pixels_text(value)
         if not rle:
             continue
@@ -176,14 +177,8 @@ def validate_submission(
 
 def write_submission(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write CSV beside the target then rename, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        frame.to_csv(tmp, index=False)  # "" and NaN masks both come out as empty cells
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # "" and NaN masks both come out as empty cells
+    write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def read_submission(path: str | os.PathLike, layout: SampleLayout) -> dict[Key, str]:
@@ -195,5 +190,5 @@ def read_submission(path: str | os.PathLike, layout: SampleLayout) -> dict[Key, 
     keys = _parse_keys(frame, kind, path.name)
     _check_unique(keys, path.name)
     _check_same_keys(keys, layout.keys, path.name)
-    by_key = dict(zip(keys, (text.strip() for text in frame[PIXELS])))
+    by_key = dict(zip(keys, (text.strip() for text in frame[PIXELS]), strict=True))
     return {key: by_key[key] for key in layout.keys}

@@ -13,13 +13,13 @@ from typing import Any
 
 import mlflow
 
+from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.config import Plan, load_plan, resolved
 from search.tuner import make_tuner, start_ray
 from trainables.atomic import write_yaml
 from trainables.config import to_flat
 from trainables.study import StudyConfig, prepare_study
-from ensembling.store import TrialRecord, read_trials
 
 SYNTHETIC_FOLDER = "_data"
 

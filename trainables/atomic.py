@@ -45,9 +45,8 @@ def write_yaml(path: str | os.PathLike, data: Any) -> None:
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:

@@ -64,7 +64,7 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+    missing, _ = model.encoder.load_state_dict(state, strict=False)
     if len(missing) == len(model.encoder.state_dict()):
         raise ValueError(f"{path}: no tensor matches the encoder {type(model.encoder).__name__}; expected its state dict")
 

@@ -27,6 +27,8 @@ DEFECT_RATE = 0.5  # P(an image has any defect); Severstal's train set had ~53%
 # P(class | defective image); with "class 3 if none drawn" that gives, over all images,
 # about 12% class 1, 6.5% class 2, 43% class 3 and 12.5% class 4.
 CLASS_PROBS = {1: 0.24, 2: 0.13, 3: 0.72, 4: 0.25}
+# (minimum, multiple) per argument; sizes are multiples of 32 so a 5-level encoder divides them
+RULES = {"n_train": (8, 1), "n_test": (1, 1), "height": (64, 32), "width": (64, 32), "seed": (0, 1)}
 
 
 def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -42,15 +44,10 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return level[None, :] + streaks[None, :] + noise
 
 
-def _grid(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return yy.astype(np.float64), xx.astype(np.float64)
-
-
 def bright_spots(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class 1: a few small bright round pits, radius 2-5 px at 128 rows, brightest at the centre."""
     height, width = image.shape
-    yy, xx = _grid(image.shape)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     out, mask = image.copy(), np.zeros(image.shape, bool)
     for _ in range(rng.integers(3, 7)):
         radius = max(2.0, rng.uniform(2, 5) * height / 128)
@@ -97,10 +94,11 @@ def scratch_band(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarra
     for edge, sign in ((top, -1), (bottom, 1)):
         ragged = np.convolve(rng.normal(0, 1.5, length), np.ones(3) / 3, mode="same")
         edge[x0 : x0 + length] = cy + bend + sign * half + ragged
-    yy, _ = _grid(image.shape)
+    yy = np.arange(height, dtype=np.float64)[:, None]
     mask = (yy >= top[None, :]) & (yy <= bottom[None, :])
     stripes = np.convolve(rng.normal(0, 12, height), np.ones(2) / 2, mode="same")
-    texture = rng.uniform(22, 32) + stripes[:, None] + rng.normal(0, 6, image.shape)
+    # stripes only brighten: a thin band must not average out to the background level
+    texture = rng.uniform(18, 26) + np.abs(stripes)[:, None] + rng.normal(0, 6, image.shape)
     out = image.copy()
     out[mask] += texture[mask]
     return out, mask
@@ -111,7 +109,7 @@ def dark_blob(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, 
     height, width = image.shape
     ry, rx = rng.uniform(0.2, 0.4) * height, rng.uniform(0.05, 0.12) * width
     cy, cx = rng.uniform(0.25, 0.75) * height, rng.uniform(0.1, 0.9) * width
-    yy, xx = _grid(image.shape)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     dy, dx = (yy - cy) / ry, (xx - cx) / rx
     theta = np.arctan2(dy, dx)
     rim = 1 + sum(rng.uniform(0, 0.12) * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
@@ -133,13 +131,16 @@ def make_image(rng: np.random.Generator, height: int, width: int) -> tuple[np.nd
     if rng.random() < DEFECT_RATE:
         drawn = [c for c in (1, 2, 3, 4) if rng.random() < CLASS_PROBS[c]] or [3]
         for cls, draw in DRAWERS.items():
+            for _ in range(5 if cls in drawn else 0):  # redraw a defect that lands on another one,
+                new, mask = draw(rng, image)  # so classes overlap rarely, as in Severstal
+                if not (masks.any(axis=0) & mask).any():
+                    break
             if cls in drawn:
-                image, mask = draw(rng, image)
-                masks[cls - 1] = mask
+                image, masks[cls - 1] = new, mask
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), masks
 
 
-def _check(name: str, value: int, minimum: int, multiple: int = 1) -> None:
+def _check(name: str, value: int, minimum: int, multiple: int) -> None:
     if not isinstance(value, (int, np.integer)) or value < minimum or value % multiple:
         rule = f">= {minimum}" + (f" and a multiple of {multiple}" if multiple > 1 else "")
         raise ValueError(f"{name} must be an integer {rule}, got {value!r}")
@@ -194,31 +195,27 @@ def write_synthetic(
     writing the same data) never sees a half-written dataset. A non-empty root that is not synthetic
     data is never replaced.
     """
-    for name, value, minimum in (("n_train", n_train, 8), ("n_test", n_test, 1), ("seed", seed, 0)):
-        _check(name, value, minimum)
-    _check("height", height, 64, 32)
-    _check("width", width, 64, 32)
-    values = (FORMAT_VERSION, n_train, n_test, height, width, seed)
-    params = {k: int(v) for k, v in zip(("version", "n_train", "n_test", "height", "width", "seed"), values)}
+    given = {"n_train": n_train, "n_test": n_test, "height": height, "width": width, "seed": seed}
+    for name, (minimum, multiple) in RULES.items():
+        _check(name, given[name], minimum, multiple)
+    params = {"version": FORMAT_VERSION} | {k: int(v) for k, v in given.items()}
     root = Path(root)
     if _cached(root, params):
         return root
     if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
-        raise ValueError(f"{root} is not empty and holds no {MARKER}; pass an empty or new folder for synthetic data")
-    tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
-    old = root.with_name(root.name + f".old-{os.getpid()}")
+        raise ValueError(f"{root} is not empty and holds no {MARKER}; pass an empty or new folder for the data")
+    tmp, old = (root.with_name(f"{root.name}.{kind}-{os.getpid()}") for kind in ("tmp", "old"))
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _build(tmp, params)
-        if root.is_dir() and any(root.iterdir()):
-            if _cached(root, params):  # another process finished the same data first
-                return root
-            os.replace(root, old)
-        try:
-            os.replace(tmp, root)
-        except OSError:  # another process renamed its copy in between; fine if it is the same data
-            if not _cached(root, params):
-                raise
+        if not _cached(root, params):  # else another process finished the same data first
+            if root.is_dir() and any(root.iterdir()):
+                os.replace(root, old)
+            try:
+                os.replace(tmp, root)
+            except OSError:  # root appeared since the check: fine if it is the same data
+                if not _cached(root, params):
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
