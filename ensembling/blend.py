@@ -18,12 +18,10 @@ CHUNK = 32  # images per read: 32 x 4 classes x 64 x 400 uint8 is 3 MB per membe
 
 def blend_chunk(oofs: Sequence[np.ndarray], counts: Mapping[int, int], rows: slice) -> np.ndarray:
     """Weighted sum (float32) of members' probabilities for one chunk; weights are member counts."""
-    total = None
-    for index, count in counts.items():
-        part = np.asarray(oofs[index][rows], np.float32) * count
-        total = part if total is None else total + part
-    assert total is not None
-    return total
+    if not counts:
+        raise ValueError("a blend needs at least one member, got empty counts")
+    parts = (np.asarray(oofs[index][rows], np.float32) * count for index, count in counts.items())
+    return sum(parts)  # type: ignore[return-value]
 
 
 def candidate_grids(
@@ -34,21 +32,35 @@ def candidate_grids(
     chunk: int = CHUNK,
 ) -> list[np.ndarray]:
     """Score grid (C, T, A) of the blend ``counts`` plus one more of each candidate (None: add nothing)."""
+    _check_shapes(oofs, truth, [*counts, *(c for c in candidates if c is not None)])
+    if None in candidates and not counts:
+        raise ValueError("candidate None scores the blend as it is, which needs at least one member in counts")
     n, _, h, w = truth.shape
     min_areas = MIN_AREA_FRACTIONS * h * w
     weight = sum(counts.values())
     sums: list[np.ndarray | None] = [None] * len(candidates)
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
-        base = blend_chunk(oofs, counts, rows) if counts else None
+        # With no members yet, a candidate is scored alone: (0 + extra) / (0 + 1).
+        base = blend_chunk(oofs, counts, rows) if counts else np.float32(0)
         truth_chunk = np.asarray(truth[rows])
         for i, candidate in enumerate(candidates):
             if candidate is None:
-                assert base is not None
                 probs = base / weight
             else:
-                extra = np.asarray(oofs[candidate][rows], np.float32)
-                probs = extra if base is None else (base + extra) / (weight + 1)
+                probs = (base + np.asarray(oofs[candidate][rows], np.float32)) / (weight + 1)
             part = dice_sums(pair_counts(quantize(probs / 255), truth_chunk, THRESHOLDS), min_areas)
             sums[i] = part if sums[i] is None else sums[i] + part
     return [s / n for s in sums]  # type: ignore[operator]
+
+
+def _check_shapes(oofs: Sequence[np.ndarray], truth: np.ndarray, used: Sequence[int]) -> None:
+    """Every OOF read must match the truth, or extra rows would be silently ignored."""
+    for index in sorted(set(used)):
+        if not 0 <= index < len(oofs):
+            raise ValueError(f"candidate {index} is out of range: there are {len(oofs)} OOF arrays")
+        if oofs[index].shape != truth.shape:
+            raise ValueError(
+                f"OOF {index} has shape {oofs[index].shape} but the truth has {truth.shape}; "
+                "was it written for another split or oof_scale?"
+            )

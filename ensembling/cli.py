@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from trainables.config import unknown_key_error
+from trainables.config import read_yaml, unknown_key_error
 
 
 def parse_args(argv: list[str], required: list[str], optional: list[str], usage: str) -> dict[str, Any]:
@@ -17,8 +15,8 @@ def parse_args(argv: list[str], required: list[str], optional: list[str], usage:
         if not sep or not key:
             raise ValueError(f"argument {word!r} must look like key=value; usage: {usage}")
         if key not in required + optional:
-            raise unknown_key_error(key, required + optional, "command line: ")
-        args[key] = value if key in required else yaml.safe_load(value)
+            raise ValueError(f"{unknown_key_error(key, required + optional, 'command line: ')}; usage: {usage}")
+        args[key] = value if key in required else read_yaml(value)
     missing = [k for k in required if k not in args]
     if missing:
         raise ValueError(f"missing {', '.join(k + '=...' for k in missing)}; usage: {usage}")

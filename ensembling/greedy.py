@@ -38,6 +38,8 @@ def greedy_select(
     """Select a weighted subset of candidates whose summed cost of distinct members stays <= budget."""
     if len(singles) != len(costs):
         raise ValueError(f"singles ({len(singles)}) and costs ({len(costs)}) must have the same length")
+    if not singles:
+        raise ValueError("no candidates to select from: finish at least one trial first")
     affordable = [i for i, cost in enumerate(costs) if cost <= budget]
     if not affordable:
         cheapest = min(range(len(costs)), key=lambda i: costs[i])

@@ -32,6 +32,12 @@ class Member:
 
 def apply_postprocessing(probs: np.ndarray, thresholds: list[float], min_area_fractions: list[float]) -> np.ndarray:
     """(C, H, W) probabilities to 0/1 masks: threshold per class, then empty masks under the area."""
+    classes = probs.shape[0]
+    if not len(thresholds) == len(min_area_fractions) == classes:
+        raise ValueError(
+            f"one threshold and one minimum area per class are needed: {classes} classes, "
+            f"got {len(thresholds)} thresholds and {len(min_area_fractions)} minimum areas"
+        )
     masks = np.zeros(probs.shape, np.uint8)
     area = probs.shape[1] * probs.shape[2]
     for c, (threshold, fraction) in enumerate(zip(thresholds, min_area_fractions, strict=True)):

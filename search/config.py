@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from search.spaces import check_domain, domain_values, space_path
-from trainables.config import TrialConfig, flat_keys, from_flat, unknown_key_error
+from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, unknown_key_error
+from trainables.formats import get_format
 from trainables.study import DataConfig
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
@@ -75,55 +74,75 @@ class Plan:
     search: dict[str, dict[str, Any]]
 
 
-def parse_overrides(argv: list[str]) -> dict[str, Any]:
-    """``key=value`` words into a dict, values read as YAML (so 3 is an int and null is None)."""
+def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``key=value`` words into a dict, values read as YAML (so 3 is an int and null is None).
+
+    A key that ``types`` marks as text keeps its words: ``study=2024-06-01`` names a study, not a date.
+    """
     out: dict[str, Any] = {}
     for word in argv:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise ValueError(f"argument {word!r} must look like key=value (e.g. space=quick trials=8)")
-        out[ALIASES.get(key, key)] = yaml.safe_load(value) if value else None
+        key = ALIASES.get(key, key)
+        parsed = read_yaml(value)  # "" reads as None
+        text = (types or {}).get(key) in (str, str | None)
+        out[key] = value if text and parsed is not None and not isinstance(parsed, str) else parsed
     return out
 
 
 def _read_space(path: Path) -> dict[str, Any]:
-    raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"description", "settings", "search"}
+    raw = read_yaml(path.read_text()) or {}
+    sections = ["description", "settings", "search"]
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a space is a mapping with the keys {', '.join(sections)}, got {type(raw).__name__}")
+    unknown = set(raw) - set(sections)
     if unknown:
-        key = sorted(unknown)[0]
-        raise unknown_key_error(key, ["description", "settings", "search"], f"{path}: ")
+        raise unknown_key_error(sorted(unknown)[0], sections, f"{path}: ")
+    for section in ("settings", "search"):
+        if not isinstance(raw.get(section) or {}, dict):
+            raise ValueError(f"{path}: {section} must map dotted keys to values, got {raw[section]!r}")
     return raw
 
 
 def load_plan(argv: list[str]) -> Plan:
     """Resolve the space file and overrides into a validated plan; errors name the file and key."""
-    overrides = parse_overrides(argv)
+    run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
+    overrides = parse_overrides(argv, {**run_keys, **trial_keys})
     path = space_path(str(overrides.get("space", SearchConfig.space)))
     raw = _read_space(path)
-    run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
-    valid = sorted(set(run_keys) | set(trial_keys) | set(ALIASES))
     search = {ALIASES.get(k, k): v for k, v in (raw.get("search") or {}).items()}
     for key, spec in search.items():
         if key not in trial_keys:
             raise unknown_key_error(key, list(trial_keys), f"{path}: search: ")
         check_domain(key, spec, f"{path}: search: ")
     settings = {ALIASES.get(k, k): v for k, v in (raw.get("settings") or {}).items()}
-    run: dict[str, Any] = {"space": str(path), "description": raw.get("description", "")}
+    run: dict[str, Any] = {"space": str(path), "description": raw.get("description") or ""}
     fixed: dict[str, Any] = {}
     for where, values in ((f"{path}: settings: ", settings), ("command line: ", overrides)):
-        for key, value in values.items():
-            if key in run_keys:
-                run[key] = value
-            elif key in trial_keys:
-                fixed[key] = value
-                search.pop(key, None)  # a fixed value wins over a searched one
-            else:
-                raise unknown_key_error(key, valid, where)
-    config = from_flat(SearchConfig, run, where="settings: ")
+        run_part, fixed_part = _split(values, where)
+        run.update(run_part)
+        fixed.update(fixed_part)
+        for key in fixed_part:
+            search.pop(key, None)  # a fixed value wins over a searched one
+    config = from_flat(SearchConfig, run)
     config.space = str(path)
     _check(config)
-    _check_trials(fixed, search)
+    _check_trials(fixed, search, f"{path}: ")
     return Plan(config=config, fixed=fixed, search=search)
+
+
+def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One source's run settings and fixed trial keys, type-checked here so an error names the source."""
+    run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
+    for key in values:
+        if key not in run_keys and key not in trial_keys:
+            raise unknown_key_error(key, sorted(set(run_keys) | set(trial_keys) | set(ALIASES)), where)
+    run = {k: v for k, v in values.items() if k in run_keys}  # `seed` is both: the search's seed
+    fixed = {k: v for k, v in values.items() if k not in run_keys}
+    from_flat(SearchConfig, run, where=where)
+    from_flat(TrialConfig, fixed, where=where)
+    return run, fixed
 
 
 def _check(config: SearchConfig) -> None:
@@ -133,16 +152,22 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
+    get_format(config.data.format)
+    if config.data.format != "synthetic" and config.data.root is None:
+        raise ValueError(f"data.format={config.data.format} reads a folder: name it with data.root=PATH")
 
 
-def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]]) -> None:
+def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:
     """Build a trial config for each value a space names, so a bad name fails now, not in a trial."""
     from trainables.fit import parse_config
 
     parse_config(fixed)
     for key, spec in search.items():
         for value in domain_values(spec):
-            parse_config({**fixed, key: value})
+            try:
+                parse_config({**fixed, key: value})
+            except ValueError as error:
+                raise ValueError(f"{where}search: {key}: {error}") from None
 
 
 def resolved(plan: Plan) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,19 @@ def space_path(name: str) -> Path:
     return Path(str(resources.files(SPACES_PACKAGE) / f"{name}.yaml"))
 
 
-def _bounds(kind: str, args: Any, log: bool = False) -> None:
-    if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, int | float) for a in args)):
-        raise ValueError(f"{kind} takes [low, high], got {args!r}")
+def _bounds(kind: str, args: Any, log: bool = False, integer: bool = False) -> None:
+    number = int if integer else int | float
+    if not (isinstance(args, list) and len(args) == 2 and all(_is(a, number) for a in args)):
+        raise ValueError(f"{kind} takes [low, high] as {'integers' if integer else 'numbers'}, got {args!r}")
     low, high = args
     if not low <= high:
         raise ValueError(f"{kind}: `low <= high` must hold, but got (low={low}, high={high})")
     if log and low <= 0:
         raise ValueError(f"{kind}: `low > 0` must hold on a log scale, but got low={low}")
+
+
+def _is(value: Any, number: Any) -> bool:
+    return isinstance(value, number) and not isinstance(value, bool)  # YAML's true is not the number 1
 
 
 def _choice(args: Any) -> None:
@@ -60,13 +66,27 @@ def _tune():  # type: ignore[no-untyped-def]
     return tune
 
 
-# kind -> (check its arguments, make the Ray Tune domain)
-DOMAINS: Registry[tuple[Callable[[Any], None], Callable[[Any], Any]]] = Registry("distribution")
-DOMAINS.register("choice")((_choice, lambda a: _tune().choice(a)))
-DOMAINS.register("uniform")((lambda a: _bounds("uniform", a), lambda a: _tune().uniform(*a)))
-DOMAINS.register("loguniform")((lambda a: _bounds("loguniform", a, log=True), lambda a: _tune().loguniform(*a)))
+@dataclass(frozen=True)
+class Distribution:
+    check: Callable[[Any], None]  # raises ValueError on bad arguments
+    domain: Callable[[Any], Any]  # the Ray Tune domain
+    ends: Callable[[Any], list[Any]]  # the values at its ends, typed as Tune samples them
+
+
+def _floats(args: list[Any]) -> list[float]:
+    return [float(a) for a in args]  # Tune samples floats even between integer bounds
+
+
+DOMAINS: Registry[Distribution] = Registry("distribution")
+DOMAINS.register("choice")(Distribution(_choice, lambda a: _tune().choice(a), list))
+DOMAINS.register("uniform")(Distribution(lambda a: _bounds("uniform", a), lambda a: _tune().uniform(*a), _floats))
+DOMAINS.register("loguniform")(
+    Distribution(lambda a: _bounds("loguniform", a, log=True), lambda a: _tune().loguniform(*a), _floats)
+)
 # [low, high] inclusive, as a user reads it; Tune's randint excludes high.
-DOMAINS.register("randint")((lambda a: _bounds("randint", a), lambda a: _tune().randint(a[0], a[1] + 1)))
+DOMAINS.register("randint")(
+    Distribution(lambda a: _bounds("randint", a, integer=True), lambda a: _tune().randint(a[0], a[1] + 1), list)
+)
 
 
 def check_domain(key: str, spec: Any, where: str = "") -> None:
@@ -74,18 +94,17 @@ def check_domain(key: str, spec: Any, where: str = "") -> None:
         raise ValueError(f"{where}{key} must be one distribution such as {{choice: [a, b]}}, got {spec!r}")
     kind, args = next(iter(spec.items()))
     try:
-        check, _ = DOMAINS.get(kind)
-        check(args)
+        DOMAINS.get(kind).check(args)
     except ValueError as error:
         raise ValueError(f"{where}{key}: {error}") from None
 
 
 def to_tune(spec: dict[str, Any]) -> Any:
     kind, args = next(iter(spec.items()))
-    return DOMAINS.get(kind)[1](args)
+    return DOMAINS.get(kind).domain(args)
 
 
 def domain_values(spec: dict[str, Any]) -> list[Any]:
-    """The values a distribution can take at its ends (all of them for a choice)."""
+    """The values a distribution can take at its ends (all of them for a choice), as Tune samples them."""
     kind, args = next(iter(spec.items()))
-    return list(args)
+    return DOMAINS.get(kind).ends(args)

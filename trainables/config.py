@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 
 @dataclass
@@ -67,19 +71,34 @@ def unknown_key_error(key: str, valid: list[str], where: str = "") -> ValueError
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """Check a value against its annotation, turning ints into floats where a float is expected."""
     args = typing.get_args(hint)
-    if value is None:
-        if type(None) in args:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `X | None`; list[int] has args too
+        hint = next(a for a in args if a is not type(None))
+        if value is None and type(None) in args:
             return None
+    if value is None:
         raise ValueError(f"{key} must not be empty (null)")
-    base = next((a for a in args if a is not type(None)), hint)
-    origin = typing.get_origin(base) or base
+    return _check_type(key, value, hint)
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    if hint is Any:
+        return value
+    origin = typing.get_origin(hint) or hint
     if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if origin is list and isinstance(value, list | tuple):
-        return list(value)
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
         return value
-    raise ValueError(f"{key} must be {getattr(origin, '__name__', origin)}, got {value!r}")
+    raise ValueError(f"{key} must be {_type_name(hint)}, got {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return f"a list of {getattr(item, '__name__', item)}"
+    return getattr(hint, "__name__", str(hint))
 
 
 def from_flat(cls: type, flat: dict[str, Any], where: str = "") -> Any:
@@ -90,7 +109,10 @@ def from_flat(cls: type, flat: dict[str, Any], where: str = "") -> Any:
         if key not in keys:
             raise unknown_key_error(key, list(keys), where)
         section, _, name = key.rpartition(".")
-        nested.setdefault(section, {})[name] = _coerce(key, value, keys[key])
+        try:
+            nested.setdefault(section, {})[name] = _coerce(key, value, keys[key])
+        except ValueError as error:
+            raise ValueError(f"{where}{error}") from None
     return _build(cls, nested, "")
 
 
@@ -116,3 +138,19 @@ def to_flat(config: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{f.name}"] = value
     return out
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus floats written without a dot (``1e-4``), which YAML 1.1 reads as text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'."""
+    return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass

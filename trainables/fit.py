@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +29,12 @@ from torch.utils.data import DataLoader
 
 from trainables.atomic import atomic_path, write_json, write_yaml
 from trainables.augment import get_augment
-from trainables.config import TrialConfig, from_flat, to_flat
+from trainables.config import TrialConfig, from_flat, read_yaml, to_flat
 from trainables.cost import measure_cost
 from trainables.dataset import SegmentationDataset
 from trainables.losses import get_loss
 from trainables.metrics import quantize, tuned_score
-from trainables.models import build_model, check_model_config, load_weights, save_weights
+from trainables.models import build_model, check_model_config, check_output_size, load_weights, save_weights
 from trainables.preprocess import MULTIPLE, resize_probs, scaled_size
 from trainables.study import Study, open_study
 from trainables.tta import predict_tta, views
@@ -129,9 +130,11 @@ def _resume(runs: list[FoldRun], folder: Path) -> int:
     for run in runs:
         load_weights(run.model, folder / f"fold{run.fold}" / "model.safetensors")
     epoch = int(json.loads((folder / "state.json").read_text())["epoch"]) + 1
-    for run in runs:
-        for _ in range(epoch):
-            run.scheduler.step()
+    with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is the point
+        warnings.simplefilter("ignore", UserWarning)
+        for run in runs:
+            for _ in range(epoch):
+                run.scheduler.step()
     return epoch
 
 
@@ -189,6 +192,7 @@ def run_trial(
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
     runs = [_fold_run(study, cfg, k, size, device) for k in folds]
+    check_output_size(runs[0].model, cfg.model, size)
     start = _resume(runs, resume_from) if resume_from else 0
     loss_fn = get_loss(cfg.train.loss)
     truth = study.truth()
@@ -212,14 +216,12 @@ def run_trial(
 
 def main(argv: list[str]) -> None:
     """Run one trial without Ray: ``study=DIR`` plus ``key=value`` trial settings."""
-    import yaml
-
     args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     if "study" not in args:
         raise SystemExit("usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]")
     study_dir = args.pop("study")
     trial_id = args.pop("trial_id", None)
-    config = {key: yaml.safe_load(value) for key, value in args.items()}
+    config = {key: read_yaml(value) for key, value in args.items()}
 
     def show(metrics: dict[str, Any], _: Path) -> None:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, flush=True)

@@ -8,6 +8,7 @@ refused rather than silently re-split.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,14 @@ def make_folds(image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {n_folds}")
     if len(image_ids) < n_folds:
         raise ValueError(f"folds ({n_folds}) must not exceed the number of images ({len(image_ids)})")
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or len(labels) != len(image_ids):
+        raise ValueError(f"labels must have shape (images, classes) = ({len(image_ids)}, C), got {labels.shape}")
+    repeated = [image_id for image_id, n in Counter(image_ids).items() if n > 1]
+    if repeated:
+        raise ValueError(
+            f"image ids must be unique (each image goes to exactly one fold), {repeated[0]!r} appears more than once"
+        )
     # The stratifier also balances the clean images when "no defect" is one more label.
     clean = (labels.sum(axis=1) == 0).astype(labels.dtype)[:, None]
     targets = np.concatenate([labels, clean], axis=1)
@@ -41,7 +50,8 @@ def read_folds(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: folds file not found (the study writes it before any trial)")
-    folds = pd.read_csv(path, dtype={"image_id": str, "fold": np.int64})
+    # keep_default_na=False: an image named "NA" or "null" is an id, not a missing value.
+    folds = pd.read_csv(path, dtype={"image_id": str, "fold": np.int64}, keep_default_na=False)
     if list(folds.columns) != ["image_id", "fold"]:
         raise ValueError(f"{path}: expected columns image_id,fold, got {','.join(folds.columns)}")
     return folds

@@ -94,12 +94,15 @@ def list_images(folder: Path) -> list[str]:
 SEVERSTAL_LAYOUTS = (("ImageId", "ClassId", "EncodedPixels"), ("ImageId_ClassId", "EncodedPixels"))
 
 
-def _severstal_rows(csv_path: Path) -> pd.DataFrame:
+def read_label_rows(csv_path: Path) -> pd.DataFrame:
     """Read train.csv in either layout into columns ImageId, ClassId (int), EncodedPixels, line."""
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: label file not found (expected a Severstal train.csv)")
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    # Blank lines are kept while numbering, so an error names the line an editor shows, then dropped.
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    blank = (frame == "").all(axis=1)
     frame["line"] = np.arange(len(frame)) + 2  # header is line 1
+    frame = frame.loc[~blank].reset_index(drop=True)
     columns = set(frame.columns) - {"line"}
     if {"ImageId", "ClassId", "EncodedPixels"} <= columns:
         pass
@@ -132,10 +135,11 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
     """
     root = Path(root)
     csv_path = root / "train.csv"
-    rows = _severstal_rows(csv_path)
+    rows = read_label_rows(csv_path)
     image_dir = root / "train_images"
     ids = set(list_images(image_dir))
     rles: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, int], int] = {}  # pair -> line, empty rows included, to report duplicates
     shape: tuple[int, int] | None = None
     for image_id, class_id, rle, line in rows.itertuples(index=False):
         where = f"{csv_path}:{line}"
@@ -143,6 +147,12 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
             raise ValueError(f"{where}: ClassId must be in 1..{num_classes}, got {class_id}")
         if image_id not in ids:
             raise FileNotFoundError(f"{where}: image {image_id} not found in {image_dir}")
+        if (image_id, class_id) in seen:
+            raise ValueError(
+                f"{where}: second row for {image_id} class {class_id} (first on line {seen[image_id, class_id]}); "
+                "expected one row per pair"
+            )
+        seen[image_id, class_id] = line
         if not rle.strip():
             continue
         shape = shape or image_shape(image_dir / image_id)
@@ -150,8 +160,6 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
             parse_rle(rle, shape[0] * shape[1])
         except ValueError as error:
             raise ValueError(f"{where}: bad EncodedPixels for {image_id} class {class_id}: {error}") from None
-        if (image_id, class_id - 1) in rles:
-            raise ValueError(f"{where}: second row for {image_id} class {class_id}; expected one row per pair")
         rles[(image_id, class_id - 1)] = rle
     image_ids = sorted(ids)
     if not image_ids:

@@ -90,12 +90,17 @@ def score_grid(
 
     ``min_areas`` are in pixels of the arrays given; by default the fractions of the image area above.
     """
+    if probs_u8.shape != truth.shape:  # checked here too: chunks of unequal arrays could still match
+        raise ValueError(f"probabilities {probs_u8.shape} and truth {truth.shape} must have the same shape")
     n, _, h, w = probs_u8.shape
+    if n == 0:
+        raise ValueError("score_grid needs at least one image, got an empty array")
     if min_areas is None:
         min_areas = MIN_AREA_FRACTIONS * h * w
     sums = None
     for start in range(0, n, chunk):
-        part = dice_sums(pair_counts(np.asarray(probs_u8[start : start + chunk]), np.asarray(truth[start : start + chunk]), thresholds), min_areas)
+        window = slice(start, start + chunk)
+        part = dice_sums(pair_counts(np.asarray(probs_u8[window]), np.asarray(truth[window]), thresholds), min_areas)
         sums = part if sums is None else sums + part
     return sums / n
 
@@ -110,7 +115,9 @@ class PostProcessing:
     score: float  # mean over classes = mean over every image-class pair
 
 
-def best_postprocessing(grid: np.ndarray, thresholds: np.ndarray = THRESHOLDS, fractions: np.ndarray = MIN_AREA_FRACTIONS) -> PostProcessing:
+def best_postprocessing(
+    grid: np.ndarray, thresholds: np.ndarray = THRESHOLDS, fractions: np.ndarray = MIN_AREA_FRACTIONS
+) -> PostProcessing:
     """Pick, per class, the threshold and minimum area with the highest mean Dice from a score grid."""
     classes = grid.shape[0]
     flat = grid.reshape(classes, -1)

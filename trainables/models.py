@@ -58,6 +58,22 @@ def build_model(config: ModelConfig, classes: int, load_weights: bool = True) ->
     return model
 
 
+@torch.no_grad()
+def check_output_size(model: torch.nn.Module, config: ModelConfig, size: tuple[int, int]) -> None:
+    """One forward pass on zeros: the masks must come out at the input's size (not every
+    architecture supports every encoder depth, e.g. FPN needs 5 stages)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = model(torch.zeros(1, 3, *size, device=device))
+    model.train(was_training)
+    if tuple(out.shape[-2:]) != tuple(size):
+        raise ValueError(
+            f"model.arch {config.arch} with model.encoder_depth {config.encoder_depth} gives "
+            f"{out.shape[-2]}x{out.shape[-1]} masks for {size[0]}x{size[1]} images; use model.encoder_depth 5"
+        )
+
+
 def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
     """Load a local encoder state dict (.safetensors, or a .pth/.pt read with weights_only=True)."""
     if path.suffix == ".safetensors":

@@ -15,7 +15,10 @@ def scaled_size(shape: tuple[int, int], scale: float, multiple: int = 1) -> tupl
     """(height, width) of ``shape`` times ``scale``, rounded to a multiple (at least one multiple)."""
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
-    return tuple(max(multiple, int(round(side * scale / multiple)) * multiple) for side in shape)  # type: ignore[return-value]
+    if multiple < 1:
+        raise ValueError(f"multiple must be an int >= 1, got {multiple}")
+    # Halves go to the even count of multiples (as round() does): 1600 x 0.25 = 400 = 12.5 x 32 -> 384.
+    return tuple(max(multiple, int(np.rint(side * scale / multiple)) * multiple) for side in shape)  # type: ignore[return-value]
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

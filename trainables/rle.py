@@ -8,9 +8,12 @@ equal masks always give the same string.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 ORDERS = ("F", "C")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def _check_order(order: str) -> None:
@@ -45,11 +48,15 @@ def parse_rle(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     if not text or text == "nan":
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     tokens = text.split()
+    # A plain regex, not int(): int() also takes "1_000" and "٣", and a token such as "--3" would
+    # slip past a digits-after-the-sign check.
+    bad = next((t for t in tokens if not _INTEGER.fullmatch(t)), None)
+    if bad is not None:
+        raise ValueError(f"RLE has a token that is not an integer: {bad!r}")
     try:
         values = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise ValueError(f"RLE has a token that is not an integer: {bad!r}") from None
+    except OverflowError:
+        raise ValueError(f"RLE has a number too large for any image: {max(tokens, key=len)!r}") from None
     if len(values) % 2:
         raise ValueError(f"RLE must have an even count of numbers (start length pairs), got {len(values)}")
     starts, lengths = values[0::2], values[1::2]
@@ -57,8 +64,10 @@ def parse_rle(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"RLE starts are 1-based and must be >= 1, got {int(starts.min())}")
     if (lengths < 1).any():
         raise ValueError(f"RLE run lengths must be >= 1, got {int(lengths.min())}")
-    last = int((starts + lengths - 1).max())
-    if last > n_pixels:
+    # Compared without forming starts + lengths, which could wrap around int64 for absurd numbers.
+    past = lengths > n_pixels + 1 - starts
+    if past.any():
+        last = max(int(s) + int(n) - 1 for s, n in zip(starts[past], lengths[past], strict=True))
         raise ValueError(f"RLE run ends at pixel {last}, outside the image of {n_pixels} pixels")
     return starts - 1, lengths
 
@@ -68,12 +77,12 @@ def rle_decode(rle: str, shape: tuple[int, int], order: str = "F") -> np.ndarray
     _check_order(order)
     height, width = int(shape[0]), int(shape[1])
     starts, lengths = parse_rle(rle, height * width)
-    # Mark +1 where a run starts and -1 where it ends; the running sum is the mask, and overlapping
+    # One slice write per run: a few thousand runs at most (one or two per column at 1600 columns),
+    # several times faster than a running sum over all 409,600 pixels of a Severstal image. Overlapping
     # runs (invalid in a submission, seen in hand-made files) still decode to 1, not 2.
-    delta = np.zeros(height * width + 1, dtype=np.int32)
-    np.add.at(delta, starts, 1)
-    np.add.at(delta, starts + lengths, -1)
-    flat = (np.cumsum(delta[:-1]) > 0).astype(np.uint8)
+    flat = np.zeros(height * width, dtype=np.uint8)
+    for start, end in zip(starts.tolist(), (starts + lengths).tolist(), strict=True):
+        flat[start:end] = 1
     return flat.reshape((height, width), order=order)
 
 

@@ -1,12 +1,10 @@
 """Built-in synthetic steel data in the Severstal Kaggle layout, the project's default dataset.
 
-Real contest data cannot ship with the project and needs a Kaggle login, so a study, a test or a
-demo runs on this instead. The four defect classes mimic Severstal's balance (class 3 dominant,
-class 2 rare, about half the images clean) and differ enough in shape and look that a tiny CNN
-learns them in an epoch or two, so a search finds real differences between its trials.
-
-Every image is drawn from its own generator, seeded by (seed, split, index): the same arguments
-give byte-identical CSVs and pixel-identical JPEGs, and changing ``n_test`` leaves train untouched.
+Contest data cannot ship with the project, so studies, tests and demos run on this. The four classes
+keep Severstal's balance (class 3 dominant, class 2 rare, half the images clean) and differ enough
+in shape and look that a tiny CNN learns them in an epoch or two, so trials really differ.
+Each image has its own generator seeded by (seed, split, index): equal arguments give byte-identical
+CSVs and pixel-identical JPEGs, and changing ``n_test`` leaves train untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -44,19 +43,27 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return level[None, :] + streaks[None, :] + noise
 
 
+def _box(shape: tuple[int, ...], cy: float, cx: float, hy: float, hx: float) -> tuple:
+    """Box of half-size (hy, hx) around (cy, cx) and its coordinates: a shape costs its box, not the image."""
+    spans = zip((cy, cx), (hy, hx), shape, strict=True)
+    box = tuple(slice(max(int(c - h), 0), min(int(c + h) + 2, n)) for c, h, n in spans)
+    yy, xx = np.mgrid[box].astype(np.float64)
+    return box, yy, xx
+
+
 def bright_spots(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class 1: a few small bright round pits, radius 2-5 px at 128 rows, brightest at the centre."""
     height, width = image.shape
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     out, mask = image.copy(), np.zeros(image.shape, bool)
     for _ in range(rng.integers(3, 7)):
         radius = max(2.0, rng.uniform(2, 5) * height / 128)
         cy, cx = rng.uniform(radius, height - radius), rng.uniform(radius, width - radius)
+        box, yy, xx = _box(image.shape, cy, cx, radius, radius)
         d2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / radius**2
         disk = d2 <= 1
         # at least half the amplitude at the rim, so every mask pixel is visibly brighter
-        out[disk] += rng.uniform(55, 85) * (1 - 0.5 * d2[disk])
-        mask |= disk
+        out[box][disk] += rng.uniform(55, 85) * (1 - 0.5 * d2[disk])
+        mask[box] |= disk
     return out, mask
 
 
@@ -77,11 +84,8 @@ def dark_cracks(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray
 
 
 def scratch_band(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class 3: an elongated horizontal band with ragged edges, brighter and striped along its length.
-
-    The horizontal stripes are the opposite direction of the background's vertical streaks, so the
-    texture, not only the level, tells this class apart.
-    """
+    """Class 3: a long horizontal band with ragged edges, brighter and striped across the background's
+    vertical streaks, so texture as well as level tells it apart."""
     height, width = image.shape
     length = int(rng.uniform(0.25, 0.7) * width)
     x0 = int(rng.integers(0, width - length + 1))
@@ -109,11 +113,12 @@ def dark_blob(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, 
     height, width = image.shape
     ry, rx = rng.uniform(0.2, 0.4) * height, rng.uniform(0.05, 0.12) * width
     cy, cx = rng.uniform(0.25, 0.75) * height, rng.uniform(0.1, 0.9) * width
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    box, yy, xx = _box(image.shape, cy, cx, 1.4 * ry, 1.4 * rx)  # the rim reaches at most 1.36 radii
     dy, dx = (yy - cy) / ry, (xx - cx) / rx
     theta = np.arctan2(dy, dx)
     rim = 1 + sum(rng.uniform(0, 0.12) * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
-    mask = np.hypot(dy, dx) <= rim
+    mask = np.zeros(image.shape, bool)
+    mask[box] = np.hypot(dy, dx) <= rim
     out = image.copy()
     # darkened, with a coarser grain than the background so the blob is not a flat hole
     out[mask] = out[mask] * rng.uniform(0.35, 0.55) + rng.normal(0, 6, int(mask.sum()))
@@ -124,6 +129,15 @@ def dark_blob(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, 
 DRAWERS = {3: scratch_band, 4: dark_blob, 2: dark_cracks, 1: bright_spots}
 
 
+def _place(draw: Callable, rng: np.random.Generator, image: np.ndarray, taken: np.ndarray) -> tuple:
+    """Draw a defect, redrawing (up to 9 times) one that lands on another: overlaps stay rare, as in Severstal."""
+    for _ in range(10):
+        out, mask = draw(rng, image)
+        if not (mask & taken).any():
+            break
+    return out, mask
+
+
 def make_image(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic image: (uint8 HxW grey image, uint8 4xHxW 0/1 masks, class c at index c-1)."""
     image = background(rng, height, width)
@@ -131,12 +145,8 @@ def make_image(rng: np.random.Generator, height: int, width: int) -> tuple[np.nd
     if rng.random() < DEFECT_RATE:
         drawn = [c for c in (1, 2, 3, 4) if rng.random() < CLASS_PROBS[c]] or [3]
         for cls, draw in DRAWERS.items():
-            for _ in range(5 if cls in drawn else 0):  # redraw a defect that lands on another one,
-                new, mask = draw(rng, image)  # so classes overlap rarely, as in Severstal
-                if not (masks.any(axis=0) & mask).any():
-                    break
             if cls in drawn:
-                image, masks[cls - 1] = new, mask
+                image, masks[cls - 1] = _place(draw, rng, image, masks.any(axis=0))
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), masks
 
 

@@ -83,7 +83,7 @@ def test_round_trip_keeps_sample_order(tmp_path: Path, kind: str, columns: tuple
     if kind == "pairs":
         assert list(written["ImageId_ClassId"]) == [f"{i}_{c}" for i, c in layout.keys]
     else:
-        assert list(zip(written["ImageId"], written["ClassId"])) == [(i, str(c)) for i, c in layout.keys]
+        assert list(zip(written["ImageId"], written["ClassId"], strict=True)) == [(i, str(c)) for i, c in layout.keys]
     # class 3 masks are empty and must be written as empty cells, not "nan" or quotes
     assert rles[("b.jpg", 3)] == ""
     row = lines[1 + layout.keys.index(("b.jpg", 3))].split(",")
