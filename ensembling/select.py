@@ -70,10 +70,23 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     print(f"Ensemble:          {len(members)} member(s), {sum(selection.counts.values())} picks  OOF {post.score:.4f}")
     for member in manifest["members"]:
         print(f"  {member['trial_id']:<18} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
-    print(f"Per class: thresholds {post.thresholds}  min area {manifest['postprocessing']['min_area_px']} px")
+    print(describe_postprocessing(manifest))
     print(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
     print(f"Wrote {study.root / 'ensemble.json'}\nNext: python -m ensembling.export study={study.root} out=DIR")
     return manifest
+
+
+def describe_postprocessing(manifest: dict[str, Any]) -> str:
+    """One line per class: its threshold and minimum area, or that predicting nothing scored best."""
+    post = manifest["postprocessing"]
+    lines = []
+    for c, class_id in enumerate(manifest["class_ids"]):
+        score = manifest["class_scores"][c]
+        if post["min_area_fractions"][c] >= 1:
+            lines.append(f"  class {class_id}: always empty (no mask beat predicting nothing on OOF)  OOF {score:.4f}")
+        else:
+            lines.append(f"  class {class_id}: p >= {post['thresholds'][c]:.2f}, masks under {post['min_area_px'][c]} px dropped  OOF {score:.4f}")
+    return "Post-processing per class:\n" + "\n".join(lines)
 
 
 def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:

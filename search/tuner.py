@@ -14,7 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.config import Plan
 from search.spaces import domain_values, to_tune
-from trainables.config import TrainConfig
+from trainables.config import ModelConfig, TrainConfig
 from trainables.tune_edge import tune_trainable
 
 METRIC, MODE = "score", "max"
@@ -47,6 +47,14 @@ def _resources(plan: Plan) -> dict[str, float]:
     return {"cpu": plan.config.ray.cpus_per_trial, "gpu": gpus}
 
 
+def trial_name(trial: Any) -> str:
+    """What a trial is called in Tune's table and in MLflow: its id, decoder and encoder."""
+    config = trial.config
+    arch = config.get("model.arch", ModelConfig.arch)
+    encoder = config.get("model.encoder", ModelConfig.encoder)
+    return f"{trial.trial_id} {arch}/{encoder}"
+
+
 def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, parent_run_id: str) -> tune.Tuner:
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
@@ -74,6 +82,7 @@ def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, pa
             scheduler=scheduler,
             num_samples=plan.config.trials,
             max_concurrent_trials=plan.config.ray.max_concurrent or None,
+            trial_name_creator=trial_name,
             trial_dirname_creator=lambda trial: f"ray-{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
