@@ -45,8 +45,8 @@ def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> l
 
 
 def predict(model: Path, images: Path, sample: Path, out: Path, batch_size: int = 8, device: str | None = None) -> int:
-    layout = read_sample(sample)
     predictor = Predictor(model, device)
+    layout = read_sample(sample).for_classes(predictor.class_ids)
     shapes = _check_inputs(layout, images, predictor, sample)
     order = predictor.manifest["rle_order"]
     wanted = set(layout.keys)

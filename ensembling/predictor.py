@@ -17,6 +17,7 @@ import torch
 
 from ensembling.manifest import read_manifest
 from trainables.config import TrialConfig, from_flat
+from trainables.metrics import quantize, threshold_levels
 from trainables.models import build_model, load_weights
 from trainables.preprocess import resize_image, resize_probs, to_tensor
 from trainables.tta import predict_tta
@@ -40,8 +41,10 @@ def apply_postprocessing(probs: np.ndarray, thresholds: list[float], min_area_fr
         )
     masks = np.zeros(probs.shape, np.uint8)
     area = probs.shape[1] * probs.shape[2]
-    for c, (threshold, fraction) in enumerate(zip(thresholds, min_area_fractions, strict=True)):
-        mask = probs[c] >= threshold
+    # Compare uint8 levels, exactly as the OOF tuning did: p >= t means round(255 p) >= ceil(255 t).
+    levels = threshold_levels(np.asarray(thresholds))
+    for c, fraction in enumerate(min_area_fractions):
+        mask = quantize(probs[c]) >= levels[c]
         if mask.sum() >= fraction * area:
             masks[c] = mask
     return masks

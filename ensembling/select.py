@@ -42,7 +42,20 @@ def usable_trials(study: Study) -> list[TrialRecord]:
     return trials
 
 
-def select(study: Study, budget: Budget, max_steps: int = 20) -> tuple[list[TrialRecord], Selection, list[float]]:
+@dataclass
+class Outcome:
+    trials: list[TrialRecord]
+    selection: Selection
+    singles: list[float]  # each trial's tuned OOF score
+    costs: list[float]  # each trial's seconds for the budget's images
+
+    @property
+    def best_single(self) -> int:
+        """The best trial the budget allows: greedy selection starts from it."""
+        return next(iter(self.selection.history[0][0]))
+
+
+def select(study: Study, budget: Budget, max_steps: int = 20) -> Outcome:
     trials = usable_trials(study)
     oofs = [t.oof() for t in trials]
     truth = study.truth()
@@ -53,21 +66,23 @@ def select(study: Study, budget: Budget, max_steps: int = 20) -> tuple[list[Tria
         return [best_postprocessing(g).score for g in candidate_grids(oofs, truth, counts, candidates)]
 
     selection = greedy_select(singles, costs, budget.seconds, scorer, max_steps=max_steps)
-    return trials, selection, singles
+    return Outcome(trials, selection, singles, costs)
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
     budget = Budget(seconds=float(args.get("budget.seconds", Budget.seconds)), images=int(args.get("budget.images", Budget.images)))
-    trials, selection, singles = select(study, budget, max_steps=int(args.get("max_steps", 20)))
-    members = [trials[i] for i in selection.counts]
+    outcome = select(study, budget, max_steps=int(args.get("max_steps", 20)))
+    trials, selection, singles, best = outcome.trials, outcome.selection, outcome.singles, outcome.best_single
     post = best_postprocessing(candidate_grids([t.oof() for t in trials], study.truth(), selection.counts, [None])[0])
-    best = max(range(len(trials)), key=lambda i: singles[i])
     manifest = build_manifest(study, trials, selection, post, budget.seconds, budget.images, trials[best], singles[best])
     write_manifest(study.root / "ensemble.json", manifest)
     _log_mlflow(study, manifest)
-    print(f"Best single trial: {trials[best].trial_id}  OOF {singles[best]:.4f}")
-    print(f"Ensemble:          {len(members)} member(s), {sum(selection.counts.values())} picks  OOF {post.score:.4f}")
+    overall = max(range(len(trials)), key=lambda i: singles[i])
+    if overall != best:
+        print(f"Best single trial: {trials[overall].trial_id}  OOF {singles[overall]:.4f}, over the budget ({outcome.costs[overall]:.0f} s)")
+    print(f"Best single trial within the budget: {trials[best].trial_id}  OOF {singles[best]:.4f}")
+    print(f"Ensemble: {len(selection.counts)} member(s), {sum(selection.counts.values())} picks  OOF {post.score:.4f}")
     for member in manifest["members"]:
         print(f"  {member['trial_id']:<18} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     print(describe_postprocessing(manifest))

@@ -27,6 +27,7 @@ LAYOUTS = {"pairs": frozenset({PAIR, PIXELS}), "columns": frozenset({IMAGE, CLAS
 _POSITIVE_INT = re.compile(r"[0-9]+")
 
 Key = tuple[str, int]
+IMAGE_ROW = 0  # ClassId 0: the sample lists each image once and every class is to be predicted
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class SampleLayout:
 
     def class_ids(self) -> list[int]:
         return sorted({cls for _, cls in self.keys})
+
+    def for_classes(self, class_ids: list[int]) -> SampleLayout:
+        """Expand a per-image sample (ClassId 0 on every row, as Kaggle's final Severstal sample was)
+        into one row per image and class, in the sample's image order; other samples are kept."""
+        if any(cls != IMAGE_ROW for _, cls in self.keys):
+            return self
+        keys = [(image, cls) for image in self.image_ids() for cls in class_ids]
+        return SampleLayout(kind=self.kind, columns=self.columns, keys=keys)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -84,12 +93,18 @@ def _parse_keys(frame: pd.DataFrame, kind: str, source: str) -> list[Key]:
             keys.append((image, cls))
         return keys
     for i, (image, text) in enumerate(zip(frame[IMAGE].astype(str), frame[CLASS].astype(str), strict=True)):
-        cls = _class_id(text)
+        cls = IMAGE_ROW if text.strip() == "0" else _class_id(text)
         if cls is None:
             raise ValueError(f"{source}: line {_line(i)}: {CLASS} must be a positive integer, got {text!r}")
         if not image:
             raise ValueError(f"{source}: line {_line(i)}: {IMAGE} is empty")
         keys.append((image, cls))
+    placeholders = [i for i, (_, cls) in enumerate(keys) if cls == IMAGE_ROW]
+    if placeholders and len(placeholders) != len(keys):
+        i = placeholders[0] if keys[0][1] != IMAGE_ROW else next(i for i, (_, c) in enumerate(keys) if c != IMAGE_ROW)
+        raise ValueError(
+            f"{source}: line {_line(i)}: {CLASS} 0 (one row per image) must be on every row or on none"
+        )
     return keys
 
 

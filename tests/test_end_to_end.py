@@ -7,6 +7,7 @@ files. Small: 2 trials x 2 folds x 1 epoch on 32-row training images.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -120,3 +121,16 @@ def test_mlflow_recorded_every_trial(flow: dict) -> None:
     finished = [c for c in children if "oof_score" in c.data.metrics]
     assert finished and all(c.data.metrics["ms_per_image"] > 0 for c in finished)
     assert any(r.data.tags.get("kind") == "select" for r in runs)
+
+
+def test_predict_expands_a_per_image_sample(flow: dict, tmp_path: Path) -> None:
+    """A sample listing each image once with ClassId 0 (Kaggle's final Severstal one) gets every class."""
+    images = sorted(p.name for p in (flow["data"] / "test_images").iterdir())[:3]
+    sample = tmp_path / "sample.csv"
+    sample.write_text("ImageId,EncodedPixels,ClassId\n" + "".join(f"{i},1 409600,0\n" for i in images))
+    out = tmp_path / "sub.csv"
+    args = [f"model={flow['root'] / 'export'}", f"images={flow['data'] / 'test_images'}", f"sample={sample}", f"out={out}"]
+    assert predict.main(args) == 0
+    written = pd.read_csv(out, keep_default_na=False)
+    assert list(written.columns) == ["ImageId", "EncodedPixels", "ClassId"]
+    assert list(zip(written["ImageId"], written["ClassId"], strict=True)) == [(i, c) for i in images for c in (1, 2, 3, 4)]

@@ -8,29 +8,28 @@ import albumentations as A
 
 from trainables.registry import Registry
 
-AUGMENT: Registry[Callable[[], A.Compose]] = Registry("augmentation policy")
+# A policy returns its transforms; get_augment wraps them in a seeded Compose, so a trial reruns exactly.
+AUGMENT: Registry[Callable[[], list[A.BasicTransform]]] = Registry("augmentation policy")
 
 
 @AUGMENT.register("none")
-def no_augment() -> A.Compose:
-    return A.Compose([])
+def no_augment() -> list[A.BasicTransform]:
+    return []
 
 
 @AUGMENT.register("flips")
-def flips() -> A.Compose:
-    return A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+def flips() -> list[A.BasicTransform]:
+    return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
 
 
 @AUGMENT.register("light")
-def light() -> A.Compose:
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=0.5),
-            A.VerticalFlip(p=0.5),
-            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-        ]
-    )
+def light() -> list[A.BasicTransform]:
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+    ]
 
 
-def get_augment(name: str) -> A.Compose:
-    return AUGMENT.get(name)()
+def get_augment(name: str, seed: int = 0) -> A.Compose:
+    return A.Compose(AUGMENT.get(name)(), seed=seed)

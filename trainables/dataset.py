@@ -13,6 +13,15 @@ from trainables.preprocess import resize_image, resize_masks, to_tensor
 CACHE_LIMIT_BYTES = 2 * 1024**3  # decode each image once per trial while the set fits in 2 GiB
 
 
+def make_cache(n_images: int, size: tuple[int, int], classes: int) -> dict | None:
+    """An empty decode cache when the resized set fits in CACHE_LIMIT_BYTES, else None (no cache).
+
+    With DataLoader workers (train.num_workers > 0) each worker fills its own copy.
+    """
+    per_image = size[0] * size[1] * (3 + classes)
+    return {} if per_image * n_images <= CACHE_LIMIT_BYTES else None
+
+
 class SegmentationDataset(Dataset):
     """(image tensor (3, h, w), mask tensor (C, h, w)) pairs, resized from the source once."""
 
@@ -22,29 +31,28 @@ class SegmentationDataset(Dataset):
         image_ids: list[str],
         size: tuple[int, int],
         augment: A.Compose | None = None,
+        cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.data = data
         self.image_ids = list(image_ids)
         self.size = size
         self.augment = augment
-        per_image = size[0] * size[1] * (3 + data.num_classes)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = (
-            {} if per_image * len(self.image_ids) <= CACHE_LIMIT_BYTES else None
-        )
+        # Datasets of one trial share a cache, so each image is decoded once whatever the folds.
+        self._cache = cache
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The resized RGB image (h, w, 3) and masks (C, h, w), both uint8."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
         image_id = self.image_ids[index]
+        if self._cache is not None and image_id in self._cache:
+            return self._cache[image_id]
         image = self.data.read_image(image_id)
         masks = self.data.masks(image_id, image.shape[:2])
         item = resize_image(image, self.size), resize_masks(masks, self.size)
         if self._cache is not None:
-            self._cache[index] = item
+            self._cache[image_id] = item
         return item
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ from trainables.atomic import atomic_path, write_json, write_yaml
 from trainables.augment import get_augment
 from trainables.config import TrialConfig, from_flat, read_yaml, to_flat
 from trainables.cost import measure_cost
-from trainables.dataset import SegmentationDataset
+from trainables.dataset import SegmentationDataset, make_cache
 from trainables.losses import get_loss
 from trainables.metrics import quantize, tuned_score
 from trainables.models import build_model, check_model_config, check_output_size, load_weights, save_weights
@@ -57,6 +57,7 @@ class FoldRun:
 def parse_config(config: dict[str, Any]) -> TrialConfig:
     """Validate a sampled config once, before any data is read."""
     cfg = from_flat(TrialConfig, config, where="trial config: ")
+    _check_ranges(cfg)
     check_model_config(cfg.model)
     get_loss(cfg.train.loss)
     get_augment(cfg.train.augment)
@@ -64,19 +65,35 @@ def parse_config(config: dict[str, Any]) -> TrialConfig:
     return cfg
 
 
+def _check_ranges(cfg: TrialConfig) -> None:
+    rules = [
+        ("train.epochs", cfg.train.epochs, cfg.train.epochs >= 1, ">= 1"),
+        ("train.batch_size", cfg.train.batch_size, cfg.train.batch_size >= 1, ">= 1"),
+        ("train.lr", cfg.train.lr, cfg.train.lr > 0, "> 0"),
+        ("train.weight_decay", cfg.train.weight_decay, cfg.train.weight_decay >= 0, ">= 0"),
+        ("train.scale", cfg.train.scale, 0 < cfg.train.scale <= 4, "in (0, 4]"),
+        ("train.num_workers", cfg.train.num_workers, cfg.train.num_workers >= 0, ">= 0"),
+        ("train.threads", cfg.train.threads, cfg.train.threads >= 0, ">= 0"),
+    ]
+    for key, value, ok, rule in rules:
+        if not ok:
+            raise ValueError(f"trial config: {key} must be {rule}, got {value}")
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _fold_run(study: Study, cfg: TrialConfig, fold: int, size: tuple[int, int], device: torch.device) -> FoldRun:
+def _fold_run(study: Study, cfg: TrialConfig, fold: int, size: tuple[int, int], device: torch.device, cache: dict | None) -> FoldRun:
     is_val = (study.folds["fold"] == fold).to_numpy()
     ids = np.array(study.image_ids)
     torch.manual_seed(cfg.seed * 1000 + fold)
     model = build_model(cfg.model, study.data.num_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.train.epochs, 1))
-    train_set = SegmentationDataset(study.data, ids[~is_val].tolist(), size, get_augment(cfg.train.augment))
-    val_set = SegmentationDataset(study.data, ids[is_val].tolist(), size)
+    augment = get_augment(cfg.train.augment, seed=cfg.seed * 1000 + fold)
+    train_set = SegmentationDataset(study.data, ids[~is_val].tolist(), size, augment, cache)
+    val_set = SegmentationDataset(study.data, ids[is_val].tolist(), size, cache=cache)
     loader_args = {"batch_size": cfg.train.batch_size, "num_workers": cfg.train.num_workers}
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + fold)
     return FoldRun(
@@ -191,7 +208,8 @@ def run_trial(
     bad = [k for k in folds if not 0 <= k < study.n_folds]
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
-    runs = [_fold_run(study, cfg, k, size, device) for k in folds]
+    cache = make_cache(len(study.image_ids), size, study.data.num_classes)
+    runs = [_fold_run(study, cfg, k, size, device, cache) for k in folds]
     check_output_size(runs[0].model, cfg.model, size)
     start = _resume(runs, resume_from) if resume_from else 0
     loss_fn = get_loss(cfg.train.loss)

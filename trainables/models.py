@@ -1,7 +1,7 @@
 """Segmentation models from a trial's config: segmentation-models-pytorch architectures and encoders.
 
-Nothing here downloads: ``encoder_weights`` is None (train from scratch) or a local file that the user
-names; a hub name such as "imagenet" is passed to smp only when the machine can reach the hub.
+``encoder_weights`` is None (train from scratch) or a local file that the user names; a hub name
+such as "imagenet" is handed to smp, which downloads it, so use it only where a hub can be reached.
 """
 
 from __future__ import annotations
@@ -23,12 +23,19 @@ def list_encoders() -> list[str]:
     return sorted(smp.encoders.get_encoder_names())
 
 
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or "\\" in name or name.endswith((".safetensors", ".pth", ".pt", ".bin"))
+
+
 def check_model_config(config: ModelConfig) -> None:
     """Fail before training on an unknown architecture or encoder, listing the options."""
     if config.arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
         raise ValueError(f"Unknown model.arch {config.arch!r}. Available options are: {', '.join(list_architectures())}")
     if config.encoder not in smp.encoders.get_encoder_names():
         raise ValueError(f"Unknown model.encoder {config.encoder!r}. Available options are: {', '.join(list_encoders())}")
+    weights = config.encoder_weights
+    if weights is not None and _looks_like_path(weights) and not Path(weights).expanduser().is_file():
+        raise ValueError(f"model.encoder_weights: no file at {weights}; name a local weights file, or null to train from scratch")
     if not 3 <= config.encoder_depth <= 5:
         raise ValueError(f"model.encoder_depth must be in 3..5, got {config.encoder_depth}")
 

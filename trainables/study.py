@@ -107,9 +107,22 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
         folds = make_folds(ids, labels, config.folds, config.seed)
         write_folds(folds_path, folds)
     study = Study(root=root, config=config, data=data, folds=folds)
-    if not (root / "truth.npy").exists():
+    if (root / "truth.npy").exists():
+        _check_truth(study)
+    else:
         _write_truth(study)
     return study
+
+
+def _check_truth(study: Study) -> None:
+    """An existing study keeps its OOF scale: trials already written could not be blended otherwise."""
+    have = study.truth().shape
+    want = (len(study.image_ids), study.data.num_classes, *study.oof_size)
+    if tuple(have) != want:
+        raise ValueError(
+            f"{study.root / 'truth.npy'}: this study stores OOF as {have}, not {want}; oof_scale and "
+            "data.classes are fixed per study, so keep them or start a new study (study=NAME)"
+        )
 
 
 def _write_truth(study: Study) -> None:

@@ -135,7 +135,9 @@ def test_real_train_head_parses() -> None:
     [
         ("a,b\n1,2\n", r"sample\.csv: expected columns ImageId_ClassId,EncodedPixels or .*got \['a', 'b'\]"),
         ("ImageId,EncodedPixels\nx.jpg,\n", r"expected columns .*got \['ImageId', 'EncodedPixels'\]"),
-        ("ImageId,ClassId,EncodedPixels\nx.jpg,1,\nx.jpg,0,\n", r"line 3: ClassId must be a positive integer, got '0'"),
+        ("ImageId,ClassId,EncodedPixels\nx.jpg,1,\nx.jpg,0,\n", r"line 3: ClassId 0 \(one row per image\) must be on every row or on none"),
+        ("ImageId,ClassId,EncodedPixels\nx.jpg,0,\ny.jpg,2,\n", r"line 3: ClassId 0 \(one row per image\) must be on every row or on none"),
+        ("ImageId,ClassId,EncodedPixels\nx.jpg,-1,\n", r"line 2: ClassId must be a positive integer, got '-1'"),
         ("ImageId,ClassId,EncodedPixels\nx.jpg,one,\n", r"line 2: ClassId must be a positive integer, got 'one'"),
         ("ImageId_ClassId,EncodedPixels\nx.jpg_1,\nx.jpg,\n", r"line 3: ImageId_ClassId must look like .*'x\.jpg'"),
         ("ImageId_ClassId,EncodedPixels\nx.jpg_-1,\n", r"line 2: .*got 'x\.jpg_-1'"),
@@ -241,3 +243,21 @@ def test_validate_submission_treats_nan_as_empty(valid: tuple[SampleLayout, pd.D
     outside = frame.assign(EncodedPixels=frame["EncodedPixels"].replace("1 3", "198 3"))
     with pytest.raises(ValueError, match=r"image 'a\.jpg' class 4: RLE run ends at pixel 200"):
         validate_submission(outside, layout, {image: SHAPE for image in IMAGES})
+
+
+def test_a_per_image_sample_expands_to_every_class(tmp_path: Path) -> None:
+    """Kaggle's final Severstal sample listed each test image once, with ClassId 0 and a full mask."""
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("ImageId,EncodedPixels,ClassId\nb.jpg,1 409600,0\na.jpg,1 409600,0\n")
+    layout = read_sample(sample).for_classes([1, 2, 3, 4])
+    assert layout.keys == [("b.jpg", c) for c in (1, 2, 3, 4)] + [("a.jpg", c) for c in (1, 2, 3, 4)]
+    assert layout.columns == ("ImageId", "EncodedPixels", "ClassId")
+    frame = build_submission(layout, {key: "" for key in layout.keys})
+    assert list(frame.columns) == ["ImageId", "EncodedPixels", "ClassId"] and len(frame) == 8
+
+
+def test_a_per_class_sample_is_not_expanded(tmp_path: Path) -> None:
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("ImageId,EncodedPixels,ClassId\na.jpg,1 1,3\n")
+    layout = read_sample(sample)
+    assert layout.for_classes([1, 2, 3, 4]) == layout

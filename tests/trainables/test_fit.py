@@ -88,3 +88,26 @@ def test_bad_config_fails_before_training(study_dir: Path) -> None:
         run_trial({**TINY, "model.arch": "FPN"}, study_dir, trial_id="fpn3")
     with pytest.raises(ValueError, match=r"train\.folds must be in 0\.\.1"):
         run_trial({**TINY, "train.folds": [5]}, study_dir, trial_id="bad")
+
+
+def test_a_study_refuses_a_changed_oof_scale(study_dir: Path) -> None:
+    raw = yaml.safe_load((study_dir / "study.yaml").read_text())
+    config = StudyConfig(data=DataConfig(**raw["data"]), folds=2, seed=0, oof_scale=0.25)
+    with pytest.raises(ValueError, match=r"oof_scale and data\.classes are fixed per study"):
+        prepare_study(study_dir, config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("train.epochs", 0, r"train\.epochs must be >= 1, got 0"),
+        ("train.batch_size", 0, r"train\.batch_size must be >= 1"),
+        ("train.lr", -1.0, r"train\.lr must be > 0"),
+        ("model.encoder_weights", "/no/such/encoder.safetensors", r"model\.encoder_weights: no file at /no/such"),
+    ],
+)
+def test_out_of_range_settings_fail_at_once(key: str, value: object, message: str, study_dir: Path) -> None:
+    from trainables.fit import parse_config
+
+    with pytest.raises(ValueError, match=message):
+        parse_config({key: value})
