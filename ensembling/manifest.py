@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ensembling.greedy import Selection
-from ensembling.store import TrialRecord
 from trainables.atomic import write_json
-from trainables.metrics import PostProcessing
 from trainables.preprocess import MULTIPLE, scaled_size
-from trainables.study import Study
+
+if TYPE_CHECKING:  # building a manifest needs a study; reading one (the offline predictor) must not
+    from ensembling.greedy import Selection
+    from ensembling.store import TrialRecord
+    from trainables.metrics import PostProcessing
+    from trainables.study import Study
 
 FORMAT_VERSION = 1
 
 
-def _member(study: Study, trial: TrialRecord, weight: float, score: float | None = None) -> dict[str, Any]:
+def _member(study: Study, trial: TrialRecord, weight: float) -> dict[str, Any]:
     scale = float(trial.config["train.scale"])
     return {
         "trial_id": trial.trial_id,
         "weight": weight,
-        "oof_score": trial.score if score is None else score,
+        "oof_score": trial.score,
         "config": trial.config,
         "tta": trial.config["tta"],
         "input_size": list(scaled_size(study.data.shape, scale, MULTIPLE)),

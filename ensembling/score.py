@@ -16,12 +16,8 @@ import numpy as np
 from ensembling.cli import parse_args
 from ensembling.submission import read_sample, read_submission
 from trainables.formats import image_shape, read_label_rows
+from trainables.metrics import mean_dice
 from trainables.rle import rle_decode
-
-
-def pair_dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    total = int(pred.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2.0 * int((pred & truth).sum()) / total
 
 
 def score_submission(submission: Path, truth_csv: Path, images: Path) -> dict[str, float]:
@@ -34,7 +30,7 @@ def score_submission(submission: Path, truth_csv: Path, images: Path) -> dict[st
         if image_id not in shapes:
             shapes[image_id] = image_shape(images / image_id)
         true_mask = rle_decode(truth.get((image_id, class_id), ""), shapes[image_id]).astype(bool)
-        scores.append(pair_dice(rle_decode(rle, shapes[image_id]).astype(bool), true_mask))
+        scores.append(mean_dice(rle_decode(rle, shapes[image_id])[None, None], true_mask[None, None]))
         empty_scores.append(1.0 if not true_mask.any() else 0.0)
     return {"score": float(np.mean(scores)), "all_empty": float(np.mean(empty_scores)), "pairs": len(scores)}
 

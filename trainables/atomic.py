@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 
@@ -42,11 +41,6 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def write_yaml(path: str | os.PathLike, data: Any) -> None:
     _write_text(path, yaml.safe_dump(data, sort_keys=False))
-
-
-def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:

@@ -232,20 +232,29 @@ def run_trial(
     return metrics
 
 
-def main(argv: list[str]) -> None:
+USAGE = "usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]"
+
+
+def main(argv: list[str]) -> int:
     """Run one trial without Ray: ``study=DIR`` plus ``key=value`` trial settings."""
-    args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    if "study" not in args:
-        raise SystemExit("usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]")
+    bad = [word for word in argv if "=" not in word or word.startswith("=")]
+    if bad or not any(word.startswith("study=") for word in argv):
+        print(f"error: {f'argument {bad[0]!r} must look like key=value; ' if bad else ''}{USAGE}", file=sys.stderr)
+        return 2
+    args = dict(word.split("=", 1) for word in argv)
     study_dir = args.pop("study")
     trial_id = args.pop("trial_id", None)
-    config = {key: read_yaml(value) for key, value in args.items()}
 
     def show(metrics: dict[str, Any], _: Path) -> None:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, flush=True)
 
-    run_trial(config, study_dir, trial_id, report=show)
+    try:
+        run_trial({key: read_yaml(value) for key, value in args.items()}, study_dir, trial_id, report=show)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

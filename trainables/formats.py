@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from trainables.registry import Registry
 from trainables.rle import parse_rle, rle_decode
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -183,25 +184,10 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
 # Registry
 
 FormatReader = Callable[..., SegmentationData]
-_FORMATS: dict[str, FormatReader] = {}
-
-
-def register_format(name: str) -> Callable[[FormatReader], FormatReader]:
-    def add(reader: FormatReader) -> FormatReader:
-        _FORMATS[name] = reader
-        return reader
-
-    return add
-
-
-def list_formats() -> list[str]:
-    return sorted(_FORMATS)
-
-
-def get_format(name: str) -> FormatReader:
-    if name not in _FORMATS:
-        raise ValueError(f"Unknown data format {name!r}. Available options are: {', '.join(list_formats())}")
-    return _FORMATS[name]
+FORMATS: Registry[FormatReader] = Registry("data format")
+register_format = FORMATS.register
+list_formats = FORMATS.names
+get_format = FORMATS.get
 
 
 register_format("severstal")(read_severstal)

@@ -111,3 +111,15 @@ def test_out_of_range_settings_fail_at_once(key: str, value: object, message: st
 
     with pytest.raises(ValueError, match=message):
         parse_config({key: value})
+
+
+def test_the_command_line_reports_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trainables.fit import main
+
+    assert main(["train.epochs=1"]) == 2
+    assert "usage: python -m trainables.fit study=" in capsys.readouterr().err
+    assert main([f"study={tmp_path}", "epochs"]) == 2
+    assert "argument 'epochs' must look like key=value" in capsys.readouterr().err
+    assert main([f"study={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "not a study folder" in err and err.count("\n") == 1
