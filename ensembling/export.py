@@ -16,6 +16,7 @@ from typing import Any
 from ensembling.cli import parse_args
 from ensembling.manifest import read_manifest, write_manifest
 from trainables.atomic import write_yaml
+from trainables.errors import exit_status
 
 
 def export(study_dir: Path, out: Path) -> Path:
@@ -54,15 +55,14 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 def main(argv: list[str]) -> int:
     usage = "python -m ensembling.export study=STUDY_DIR out=DIR"
-    try:
+
+    def body() -> None:
         args: dict[str, Any] = parse_args(argv, required=["study", "out"], optional=[], usage=usage)
         out = export(Path(args["study"]).expanduser().resolve(), Path(args["out"]).expanduser().resolve())
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Exported the ensemble to {out}")
-    print(f"Next: python -m ensembling.predict model={out} images=TEST_IMAGES sample=SAMPLE_CSV out=submission.csv")
-    return 0
+        print(f"Exported the ensemble to {out}")
+        print(f"Next: python -m ensembling.predict model={out} images=TEST_IMAGES sample=SAMPLE_CSV out=submission.csv")
+
+    return exit_status(body)
 
 
 if __name__ == "__main__":

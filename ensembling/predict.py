@@ -16,6 +16,7 @@ from typing import Any
 from ensembling.cli import parse_args
 from ensembling.predictor import Predictor
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
+from trainables.errors import exit_status
 from trainables.formats import image_shape, read_rgb
 from trainables.rle import rle_encode
 
@@ -68,14 +69,13 @@ def predict(model: Path, images: Path, sample: Path, out: Path, batch_size: int 
 
 def main(argv: list[str]) -> int:
     usage = "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV [batch_size=8] [device=cpu|cuda]"
-    try:
+
+    def body() -> None:
         args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], ["batch_size", "device"], usage)
         paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample", "out")}
         predict(**paths, batch_size=int(args.get("batch_size", 8)), device=args.get("device"))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(body)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 
 from ensembling.cli import parse_args
 from ensembling.submission import read_sample, read_submission
+from trainables.errors import exit_status
 from trainables.formats import image_shape, read_label_rows
 from trainables.metrics import mean_dice
 from trainables.rle import rle_decode
@@ -37,14 +38,13 @@ def score_submission(submission: Path, truth_csv: Path, images: Path) -> dict[st
 
 def main(argv: list[str]) -> int:
     usage = "python -m ensembling.score submission=CSV truth=TRAIN_CSV_LAYOUT images=DIR"
-    try:
+
+    def body() -> None:
         args: dict[str, Any] = parse_args(argv, ["submission", "truth", "images"], [], usage)
         result = score_submission(Path(args["submission"]), Path(args["truth"]), Path(args["images"]))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"mean Dice {result['score']:.4f}  (all-empty {result['all_empty']:.4f}) over {result['pairs']} pairs")
-    return 0
+        print(f"mean Dice {result['score']:.4f}  (all-empty {result['all_empty']:.4f}) over {result['pairs']} pairs")
+
+    return exit_status(body)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ensembling.greedy import Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.errors import exit_status
 from trainables.metrics import best_postprocessing
 from trainables.study import Study, open_study
 
@@ -117,12 +118,12 @@ def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     usage = "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [max_steps=20]"
-    try:
-        run(parse_args(argv, required=["study"], optional=["budget.seconds", "budget.images", "max_steps"], usage=usage))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    optional = ["budget.seconds", "budget.images", "max_steps"]
+
+    def body() -> None:
+        run(parse_args(argv, required=["study"], optional=optional, usage=usage))
+
+    return exit_status(body)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from search.config import Plan, load_plan, resolved
 from search.tuner import make_tuner, start_ray
 from trainables.atomic import write_yaml
 from trainables.config import to_flat
+from trainables.errors import exit_status
 from trainables.study import StudyConfig, prepare_study
 
 SYNTHETIC_FOLDER = "_data"
@@ -76,17 +77,8 @@ def _short(value: Any) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        plan = load_plan(argv)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        trials = run(plan)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0 if trials else 1
+    # exit status 1: the search ran but no trial finished (their errors are printed above)
+    return exit_status(lambda: 0 if run(load_plan(argv)) else 1)
 
 
 if __name__ == "__main__":

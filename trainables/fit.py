@@ -32,6 +32,7 @@ from trainables.augment import get_augment
 from trainables.config import TrialConfig, from_flat, read_yaml, to_flat
 from trainables.cost import measure_cost
 from trainables.dataset import SegmentationDataset, make_cache
+from trainables.errors import exit_status
 from trainables.losses import get_loss
 from trainables.metrics import quantize, tuned_score
 from trainables.models import build_model, check_model_config, check_output_size, load_weights, save_weights
@@ -248,12 +249,10 @@ def main(argv: list[str]) -> int:
     def show(metrics: dict[str, Any], _: Path) -> None:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, flush=True)
 
-    try:
+    def body() -> None:
         run_trial({key: read_yaml(value) for key, value in args.items()}, study_dir, trial_id, report=show)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(body)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,18 @@
+"""How every command ends on bad input: one line that says what is wrong, and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+USER_ERRORS = (ValueError, FileNotFoundError)
+
+
+def exit_status(body: Callable[[], int | None]) -> int:
+    """Run a command's body; bad input becomes ``error: <message>`` on stderr and status 2, not a traceback."""
+    try:
+        status = body()
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0 if status is None else status
