@@ -24,7 +24,7 @@ ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=seve
 class RayConfig:
     address: str | None = None  # None starts a local Ray; "auto" or host:port joins a cluster
     node_ip: str | None = None  # the address this node registers with (tests keep it on loopback)
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float = 0.0  # 0: the cluster's CPUs shared among the trials (at least 1 each)
     gpus_per_trial: float = -1.0  # -1: one GPU per trial when the cluster has GPUs, else none
     max_concurrent: int = 0  # 0: as many as the resources allow
 

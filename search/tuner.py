@@ -44,7 +44,11 @@ def _resources(plan: Plan) -> dict[str, float]:
     gpus = plan.config.ray.gpus_per_trial
     if gpus < 0:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    return {"cpu": plan.config.ray.cpus_per_trial, "gpu": gpus}
+    cpus = plan.config.ray.cpus_per_trial
+    if cpus <= 0:  # share the cluster's CPUs among the trials that can run at once
+        total = int(ray.cluster_resources().get("CPU", 1))
+        cpus = float(max(1, total // max(1, min(plan.config.trials, total))))
+    return {"cpu": cpus, "gpu": gpus}
 
 
 def trial_name(trial: Any) -> str:

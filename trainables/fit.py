@@ -227,8 +227,8 @@ def run_trial(
         metrics.update({f"score_class{c + 1}": s for c, s in enumerate(post.class_scores)})
         if last:
             metrics = _finish(study, cfg, trial_dir, runs, probs, metrics, size, device)
-        with checkpoint_dir(runs, epoch) as folder:
-            if report is not None:
+        if report is not None:
+            with checkpoint_dir(runs, epoch) as folder:
                 report(metrics, folder)
     return metrics
 
