@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainables.config import read_yaml, unknown_key_error
+from trainables.config import read_yaml, split_words, unknown_key_error
 
 
 def parse_args(argv: list[str], required: list[str], optional: list[str], usage: str) -> dict[str, Any]:
     """Parse and check ``key=value`` words; a missing or unknown key names the fix."""
     args: dict[str, Any] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise ValueError(f"argument {word!r} must look like key=value; usage: {usage}")
+    for key, value in split_words(argv, f"; usage: {usage}"):
         if key not in required + optional:
             raise ValueError(f"{unknown_key_error(key, required + optional, 'command line: ')}; usage: {usage}")
         args[key] = value if key in required else read_yaml(value)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from search.spaces import check_domain, domain_values, space_path
-from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, unknown_key_error
+from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
 from trainables.formats import get_format
 from trainables.study import DataConfig
 
@@ -80,11 +80,8 @@ def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dic
     A key that ``types`` marks as text keeps its words: ``study=2024-06-01`` names a study, not a date.
     """
     out: dict[str, Any] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise ValueError(f"argument {word!r} must look like key=value (e.g. space=quick trials=8)")
-        key = ALIASES.get(key, key)
+    for given, value in split_words(argv, " (e.g. space=quick trials=8)"):
+        key = ALIASES.get(given, given)
         parsed = read_yaml(value)  # "" reads as None
         text = (types or {}).get(key) in (str, str | None)
         out[key] = value if text and parsed is not None and not isinstance(parsed, str) else parsed

@@ -154,3 +154,14 @@ _Loader.add_implicit_resolver(
 def read_yaml(text: str) -> Any:
     """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'."""
     return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+
+
+def split_words(argv: list[str], hint: str = "") -> list[tuple[str, str]]:
+    """``key=value`` command-line words as (key, raw value) pairs; any other word is an error."""
+    pairs = []
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ValueError(f"argument {word!r} must look like key=value{hint}")
+        pairs.append((key, value))
+    return pairs

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from trainables.atomic import atomic_path, write_json, write_yaml
 from trainables.augment import get_augment
-from trainables.config import TrialConfig, from_flat, read_yaml, to_flat
+from trainables.config import TrialConfig, from_flat, read_yaml, split_words, to_flat
 from trainables.cost import measure_cost
 from trainables.dataset import SegmentationDataset, make_cache
 from trainables.errors import exit_status
@@ -238,18 +238,15 @@ USAGE = "usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=va
 
 def main(argv: list[str]) -> int:
     """Run one trial without Ray: ``study=DIR`` plus ``key=value`` trial settings."""
-    bad = [word for word in argv if "=" not in word or word.startswith("=")]
-    if bad or not any(word.startswith("study=") for word in argv):
-        print(f"error: {f'argument {bad[0]!r} must look like key=value; ' if bad else ''}{USAGE}", file=sys.stderr)
-        return 2
-    args = dict(word.split("=", 1) for word in argv)
-    study_dir = args.pop("study")
-    trial_id = args.pop("trial_id", None)
 
     def show(metrics: dict[str, Any], _: Path) -> None:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, flush=True)
 
     def body() -> None:
+        args = dict(split_words(argv, f"; {USAGE}"))
+        if "study" not in args:
+            raise ValueError(USAGE)
+        study_dir, trial_id = args.pop("study"), args.pop("trial_id", None)
         run_trial({key: read_yaml(value) for key, value in args.items()}, study_dir, trial_id, report=show)
 
     return exit_status(body)
