@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
-from trainables.rle import rle_encode
+from trainables.data.rle import rle_encode
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "neu_seg"
 

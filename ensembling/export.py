@@ -16,11 +16,12 @@ from typing import Any
 from ensembling.cli import parse_args
 from ensembling.manifest import read_manifest, write_manifest
 from trainables.atomic import write_yaml
+from trainables.contract import CONFIG_YAML, ENSEMBLE_JSON, StudyFolder
 from trainables.errors import exit_status
 
 
 def export(study_dir: Path, out: Path) -> Path:
-    manifest = read_manifest(study_dir / "ensemble.json")
+    manifest = read_manifest(StudyFolder(study_dir).ensemble_json)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -36,8 +37,8 @@ def export(study_dir: Path, out: Path) -> Path:
                 shutil.copy2(source, staging / target)
                 copied.append(str(target))
             member["checkpoints"] = copied
-            write_yaml(staging / folder / "config.yaml", member["config"])
-        write_manifest(staging / "ensemble.json", manifest)
+            write_yaml(staging / folder / CONFIG_YAML, member["config"])
+        write_manifest(staging / ENSEMBLE_JSON, manifest)
         _swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

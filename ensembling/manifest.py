@@ -18,8 +18,8 @@ from trainables.preprocess import MULTIPLE, scaled_size
 if TYPE_CHECKING:  # building a manifest needs a study; reading one (the offline predictor) must not
     from ensembling.greedy import Selection
     from ensembling.store import TrialRecord
+    from trainables.data.study import Study
     from trainables.metrics import PostProcessing
-    from trainables.study import Study
 
 FORMAT_VERSION = 1
 
@@ -33,7 +33,7 @@ def _member(study: Study, trial: TrialRecord, weight: float) -> dict[str, Any]:
         "config": trial.config,
         "tta": trial.config["tta"],
         "input_size": list(scaled_size(study.data.shape, scale, MULTIPLE)),
-        "checkpoints": [str((trial.path / f"fold{k}" / "model.safetensors").relative_to(study.root)) for k in trial.folds],
+        "checkpoints": [str(trial.checkpoint(k).relative_to(study.root)) for k in trial.folds],
         "ms_per_image": trial.ms_per_image,
     }
 

@@ -16,9 +16,9 @@ from typing import Any
 from ensembling.cli import parse_args
 from ensembling.predictor import Predictor
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
+from trainables.data.images import image_shape, read_rgb
+from trainables.data.rle import rle_encode
 from trainables.errors import exit_status
-from trainables.formats import image_shape, read_rgb
-from trainables.rle import rle_encode
 
 
 def _check_inputs(layout: SampleLayout, images: Path, predictor: Predictor, sample: Path) -> dict[str, tuple[int, int]]:

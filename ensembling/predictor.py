@@ -17,6 +17,7 @@ import torch
 
 from ensembling.manifest import read_manifest
 from trainables.config import TrialConfig, from_flat
+from trainables.contract import ENSEMBLE_JSON
 from trainables.metrics import quantize, threshold_levels
 from trainables.models import build_model, load_weights
 from trainables.preprocess import resize_image, resize_probs, to_tensor
@@ -55,7 +56,7 @@ class Predictor:
 
     def __init__(self, folder: str | Path, device: str | None = None) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder / "ensemble.json")
+        self.manifest = read_manifest(self.folder / ENSEMBLE_JSON)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.num_classes = int(self.manifest["num_classes"])
         self.class_ids: list[int] = list(self.manifest["class_ids"])

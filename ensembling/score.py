@@ -15,10 +15,11 @@ import numpy as np
 
 from ensembling.cli import parse_args
 from ensembling.submission import read_sample, read_submission
+from trainables.data.images import image_shape
+from trainables.data.rle import rle_decode
+from trainables.data.severstal import read_label_rows
 from trainables.errors import exit_status
-from trainables.formats import image_shape, read_label_rows
 from trainables.metrics import mean_dice
-from trainables.rle import rle_decode
 
 
 def score_submission(submission: Path, truth_csv: Path, images: Path) -> dict[str, float]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-import yaml
 
 from ensembling.blend import candidate_grids
 from ensembling.cli import parse_args
@@ -21,9 +20,9 @@ from ensembling.greedy import Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
 from trainables.metrics import best_postprocessing
-from trainables.study import Study, open_study
 
 
 @dataclass
@@ -77,7 +76,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     trials, selection, singles, best = outcome.trials, outcome.selection, outcome.singles, outcome.best_single
     post = best_postprocessing(candidate_grids([t.oof() for t in trials], study.truth(), selection.counts, [None])[0])
     manifest = build_manifest(study, trials, selection, post, budget.seconds, budget.images, trials[best], singles[best])
-    write_manifest(study.root / "ensemble.json", manifest)
+    write_manifest(study.folder.ensemble_json, manifest)
     _log_mlflow(study, manifest)
     overall = max(range(len(trials)), key=lambda i: singles[i])
     if overall != best:
@@ -88,7 +87,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         print(f"  {member['trial_id']:<18} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     print(describe_postprocessing(manifest))
     print(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
-    print(f"Wrote {study.root / 'ensemble.json'}\nNext: python -m ensembling.export study={study.root} out=DIR")
+    print(f"Wrote {study.folder.ensemble_json}\nNext: python -m ensembling.export study={study.root} out=DIR")
     return manifest
 
 
@@ -106,14 +105,14 @@ def describe_postprocessing(manifest: dict[str, Any]) -> str:
 
 
 def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
-    raw = yaml.safe_load((study.root / "study.yaml").read_text()) or {}
+    raw = study.folder.read_config()
     tracking = raw.get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)
     with mlflow.start_run(run_name=f"select {study.root.name}"):
         mlflow.set_tags({"study": str(study.root), "kind": "select"})
         mlflow.log_params(clean_params({**manifest["budget"], "members": [m["trial_id"] for m in manifest["members"]]}))
         mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "best_single_oof_score": manifest["best_single"]["oof_score"]}))
-        mlflow.log_artifact(str(study.root / "ensemble.json"))
+        mlflow.log_artifact(str(study.folder.ensemble_json))
 
 
 def main(argv: list[str]) -> int:

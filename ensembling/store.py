@@ -6,13 +6,13 @@ folders of running, stopped or crashed trials are skipped without a word of doub
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from trainables.contract import StudyFolder, TrialFolder, open_array
 
 
 @dataclass(frozen=True)
@@ -41,28 +41,33 @@ class TrialRecord:
     def folds(self) -> list[int]:
         return list(self.metrics["folds"])
 
+    @property
+    def folder(self) -> TrialFolder:
+        return TrialFolder(self.path)
+
+    def checkpoint(self, fold: int) -> Path:
+        return self.folder.weights(fold)
+
     def oof(self) -> np.ndarray:
         """OOF probabilities, uint8 (N, C, h, w), memory-mapped: nothing is read until used."""
-        return np.load(self.path / "oof.npy", mmap_mode="r")
+        return open_array(self.folder.oof)
 
 
 def read_trial(path: Path) -> TrialRecord | None:
     """A finished trial, or None when its folder is incomplete."""
-    if not (path / "metrics.json").is_file():
+    folder = TrialFolder(path)
+    if not folder.complete:
         return None
     return TrialRecord(
-        trial_id=path.name,
+        trial_id=folder.trial_id,
         path=path,
-        config=yaml.safe_load((path / "config.yaml").read_text()),
-        metrics=json.loads((path / "metrics.json").read_text()),
-        cost=json.loads((path / "cost.json").read_text()),
+        config=folder.read_config(),
+        metrics=folder.read_metrics(),
+        cost=folder.read_cost(),
     )
 
 
 def read_trials(study_dir: str | Path) -> list[TrialRecord]:
     """Every finished trial of a study, in folder-name order."""
-    folder = Path(study_dir) / "trials"
-    if not folder.is_dir():
-        return []
-    records = (read_trial(p) for p in sorted(folder.iterdir()) if p.is_dir())
+    records = (read_trial(folder.root) for folder in StudyFolder(Path(study_dir)).trial_folders())
     return [r for r in records if r is not None]

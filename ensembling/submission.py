@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.atomic import write_with
-from trainables.rle import validate_rle
+from trainables.data.rle import validate_rle
 
 PIXELS = "EncodedPixels"
 PAIR = "ImageId_ClassId"

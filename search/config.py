@@ -14,8 +14,8 @@ from typing import Any
 
 from search.spaces import check_domain, domain_values, space_path
 from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
-from trainables.formats import get_format
-from trainables.study import DataConfig
+from trainables.data.formats import get_format
+from trainables.data.study import DataConfig
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
 

@@ -17,10 +17,10 @@ from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.config import Plan, load_plan, resolved
 from search.tuner import make_tuner, start_ray
-from trainables.atomic import write_yaml
 from trainables.config import to_flat
+from trainables.contract import StudyFolder
+from trainables.data.study import StudyConfig, prepare_study
 from trainables.errors import exit_status
-from trainables.study import StudyConfig, prepare_study
 
 SYNTHETIC_FOLDER = "_data"
 
@@ -38,7 +38,7 @@ def prepare(plan: Plan) -> Path:
     study_dir = cfg.study_dir
     study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale)
     prepare_study(study_dir, study_config)
-    write_yaml(study_dir / "study.yaml", resolved(plan))
+    StudyFolder(study_dir).write_config(resolved(plan))
     return study_dir
 
 

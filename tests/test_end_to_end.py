@@ -17,9 +17,9 @@ import ray
 from ensembling import export, predict, select
 from ensembling.submission import read_sample, read_submission
 from search import run as search_run
-from trainables.formats import read_severstal
+from trainables.data.rle import rle_decode
+from trainables.data.severstal import read_severstal
 from trainables.metrics import mean_dice
-from trainables.rle import rle_decode
 
 pytestmark = pytest.mark.slow
 

@@ -27,17 +27,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from trainables.atomic import atomic_path, write_json, write_yaml
+from trainables.atomic import atomic_path, write_json
 from trainables.augment import get_augment
 from trainables.config import TrialConfig, from_flat, read_yaml, split_words, to_flat
+from trainables.contract import CHECKPOINT_STATE, TrialFolder, fold_weights
 from trainables.cost import measure_cost
-from trainables.dataset import SegmentationDataset, make_cache
+from trainables.data.dataset import SegmentationDataset, make_cache
+from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
 from trainables.losses import get_loss
 from trainables.metrics import quantize, tuned_score
 from trainables.models import build_model, check_model_config, check_output_size, load_weights, save_weights
 from trainables.preprocess import MULTIPLE, resize_probs, scaled_size
-from trainables.study import Study, open_study
 from trainables.tta import predict_tta, views
 
 # A report: the epoch's metrics and, when given, a folder holding a checkpoint of every fold.
@@ -136,8 +137,8 @@ def checkpoint_dir(runs: list[FoldRun], epoch: int) -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="ckpt-"))
     try:
         for run in runs:
-            save_weights(run.model, folder / f"fold{run.fold}" / "model.safetensors")
-        write_json(folder / "state.json", {"epoch": epoch})
+            save_weights(run.model, fold_weights(folder, run.fold))
+        write_json(folder / CHECKPOINT_STATE, {"epoch": epoch})
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -146,8 +147,8 @@ def checkpoint_dir(runs: list[FoldRun], epoch: int) -> Iterator[Path]:
 def _resume(runs: list[FoldRun], folder: Path) -> int:
     """Load every fold's weights from a checkpoint; returns the next epoch to train."""
     for run in runs:
-        load_weights(run.model, folder / f"fold{run.fold}" / "model.safetensors")
-    epoch = int(json.loads((folder / "state.json").read_text())["epoch"]) + 1
+        load_weights(run.model, fold_weights(folder, run.fold))
+    epoch = int(json.loads((folder / CHECKPOINT_STATE).read_text())["epoch"]) + 1
     with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is the point
         warnings.simplefilter("ignore", UserWarning)
         for run in runs:
@@ -167,14 +168,14 @@ def _write_oof(study: Study, path: Path, runs: list[FoldRun], probs: list[np.nda
         del oof
 
 
-def _finish(study: Study, cfg: TrialConfig, trial_dir: Path, runs: list[FoldRun], probs: list[np.ndarray], summary: dict, size: tuple[int, int], device: torch.device) -> dict:
+def _finish(study: Study, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], summary: dict, size: tuple[int, int], device: torch.device) -> dict:
     for run in runs:
-        save_weights(run.model, trial_dir / f"fold{run.fold}" / "model.safetensors")
-    _write_oof(study, trial_dir / "oof.npy", runs, probs)
+        save_weights(run.model, trial.weights(run.fold))
+    _write_oof(study, trial.oof, runs, probs)
     cost = measure_cost(runs[0].model, size, cfg.tta, device, batch_size=min(cfg.train.batch_size, 8))
     cost["folds"] = len(runs)
     cost["ms_per_image_all_folds"] = cost["ms_per_image"] * len(runs)
-    write_json(trial_dir / "cost.json", cost)
+    trial.write_cost(cost)
     metrics = {
         **summary,
         "oof_score": summary["score"],
@@ -183,7 +184,7 @@ def _finish(study: Study, cfg: TrialConfig, trial_dir: Path, runs: list[FoldRun]
         "complete": len(runs) == study.n_folds,
         "folds_hash": study.folds_hash,
     }
-    write_json(trial_dir / "metrics.json", metrics)  # last: the folder is complete from here on
+    trial.write_metrics(metrics)  # last: the folder is complete from here on
     return metrics
 
 
@@ -198,9 +199,9 @@ def run_trial(
     cfg = parse_config(config)
     study = open_study(study_dir)
     trial_id = trial_id or time.strftime("local-%Y%m%d-%H%M%S")
-    trial_dir = study.trial_dir(trial_id)
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(trial_dir / "config.yaml", to_flat(cfg))
+    trial = study.folder.trial(trial_id)
+    trial.root.mkdir(parents=True, exist_ok=True)
+    trial.write_config(to_flat(cfg))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device()
@@ -226,7 +227,7 @@ def run_trial(
         metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "score": post.score, "seconds": time.perf_counter() - began}
         metrics.update({f"score_class{c + 1}": s for c, s in enumerate(post.class_scores)})
         if last:
-            metrics = _finish(study, cfg, trial_dir, runs, probs, metrics, size, device)
+            metrics = _finish(study, cfg, trial, runs, probs, metrics, size, device)
         if report is not None:
             with checkpoint_dir(runs, epoch) as folder:
                 report(metrics, folder)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ensembling.score import main, score_submission
-from trainables.rle import rle_encode
+from trainables.data.rle import rle_encode
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from ensembling.submission import (
     validate_submission,
     write_submission,
 )
-from trainables.rle import rle_decode, rle_encode
+from trainables.data.rle import rle_decode, rle_encode
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "severstal_real"
 REAL_SUBMISSION = DATA / "submission_example_zdaiot" / "submission_tta.csv"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
 from trainables.fit import run_trial
-from trainables.study import DataConfig, StudyConfig, open_study, prepare_study
 
 TINY = {
     "model.arch": "Unet",

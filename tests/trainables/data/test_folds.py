@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainables.folds import folds_hash, make_folds, read_folds, write_folds
+from trainables.data.folds import folds_hash, make_folds, read_folds, write_folds
 
 IDS = [f"{i:04d}.jpg" for i in range(40)]
 

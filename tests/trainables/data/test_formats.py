@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainables.formats import get_format, list_formats, read_label_rows, read_severstal, read_synthetic
-from trainables.rle import rle_encode
+from trainables.data.formats import get_format, list_formats
+from trainables.data.rle import rle_encode
+from trainables.data.severstal import read_label_rows, read_severstal
+from trainables.data.synthetic import read_synthetic
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "severstal_real"
 HEAD_CSV = DATA / "train_csv_head_PiotrWegrzyn" / "train_head.csv"

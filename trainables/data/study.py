@@ -15,8 +15,9 @@ import pandas as pd
 import yaml
 
 from trainables.atomic import atomic_path
-from trainables.folds import folds_hash, make_folds, read_folds, write_folds
-from trainables.formats import SegmentationData, get_format
+from trainables.contract import StudyFolder, open_array
+from trainables.data.folds import folds_hash, make_folds, read_folds, write_folds
+from trainables.data.formats import SegmentationData, get_format
 from trainables.preprocess import resize_masks, scaled_size
 
 
@@ -62,12 +63,13 @@ class Study:
     def folds_hash(self) -> str:
         return folds_hash(self.folds)
 
+    @property
+    def folder(self) -> StudyFolder:
+        return StudyFolder(self.root)
+
     def truth(self) -> np.ndarray:
         """The OOF truth (N, C, h, w) uint8 0/1, memory-mapped."""
-        return np.load(self.root / "truth.npy", mmap_mode="r")
-
-    def trial_dir(self, trial_id: str) -> Path:
-        return self.root / "trials" / trial_id
+        return open_array(self.folder.truth)
 
 
 def load_data(config: DataConfig) -> SegmentationData:
@@ -89,7 +91,7 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
     """Write folds.csv and truth.npy once; a study re-run with another split is refused."""
     data = load_data(config.data)
     root.mkdir(parents=True, exist_ok=True)
-    folds_path = root / "folds.csv"
+    folds_path = StudyFolder(root).folds_csv
     if folds_path.exists():
         folds = read_folds(folds_path)
         if folds["fold"].nunique() != config.folds:
@@ -107,7 +109,7 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
         folds = make_folds(ids, labels, config.folds, config.seed)
         write_folds(folds_path, folds)
     study = Study(root=root, config=config, data=data, folds=folds)
-    if (root / "truth.npy").exists():
+    if StudyFolder(root).truth.exists():
         _check_truth(study)
     else:
         _write_truth(study)
@@ -120,7 +122,7 @@ def _check_truth(study: Study) -> None:
     want = (len(study.image_ids), study.data.num_classes, *study.oof_size)
     if tuple(have) != want:
         raise ValueError(
-            f"{study.root / 'truth.npy'}: this study stores OOF as {have}, not {want}; oof_scale and "
+            f"{study.folder.truth}: this study stores OOF as {have}, not {want}; oof_scale and "
             "data.classes are fixed per study, so keep them or start a new study (study=NAME)"
         )
 
@@ -128,7 +130,7 @@ def _check_truth(study: Study) -> None:
 def _write_truth(study: Study) -> None:
     size = study.oof_size
     shape = (len(study.image_ids), study.data.num_classes, *size)
-    with atomic_path(study.root / "truth.npy") as tmp:
+    with atomic_path(study.folder.truth) as tmp:
         truth = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         for i, image_id in enumerate(study.image_ids):
             truth[i] = resize_masks(study.data.masks(image_id), size)
@@ -139,7 +141,7 @@ def _write_truth(study: Study) -> None:
 def open_study(root: str | Path) -> Study:
     """Open a prepared study from its study.yaml (only the data and split parts are read here)."""
     root = Path(root)
-    path = root / "study.yaml"
+    path = StudyFolder(root).study_yaml
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a study folder (run `python -m search.run` to make one)")
     raw = yaml.safe_load(path.read_text()) or {}
@@ -148,4 +150,4 @@ def open_study(root: str | Path) -> Study:
         **{k: raw[k] for k in ("folds", "seed", "oof_scale") if k in raw},
     )
     data = load_data(config.data)
-    return Study(root=root, config=config, data=data, folds=read_folds(root / "folds.csv"))
+    return Study(root=root, config=config, data=data, folds=read_folds(StudyFolder(root).folds_csv))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from trainables.rle import parse_rle, rle_decode, rle_encode, validate_rle
+from trainables.data.rle import parse_rle, rle_decode, rle_encode, validate_rle
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_SUBSET = DATA / "severstal_real" / "train_real_subset.csv"

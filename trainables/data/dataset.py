@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainables.formats import SegmentationData
+from trainables.data.formats import SegmentationData
 from trainables.preprocess import resize_image, resize_masks, to_tensor
 
 CACHE_LIMIT_BYTES = 2 * 1024**3  # decode each image once per trial while the set fits in 2 GiB

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trainables.rle import rle_decode
-from trainables.synthetic import make_image, write_synthetic
+from trainables.data.rle import rle_decode
+from trainables.data.synthetic import make_image, write_synthetic
 
 SMALL = {"n_train": 16, "n_test": 8, "height": 64, "width": 256}
 

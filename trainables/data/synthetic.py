@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainables.rle import rle_encode
+from trainables.data.formats import SegmentationData, register_format
+from trainables.data.rle import rle_encode
+from trainables.data.severstal import read_severstal
 
 MARKER = "synthetic.json"
 FORMAT_VERSION = 1  # bump when the drawing changes, so cached folders are rebuilt
@@ -230,3 +232,15 @@ def write_synthetic(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return root
+
+
+@register_format("synthetic")
+def read_synthetic(root: str | Path, num_classes: int = 4, images: int = 96, seed: int = 0) -> SegmentationData:
+    """The built-in synthetic steel set, generated into ``root`` once (a cache) and read as Severstal.
+
+    Images have Severstal's own size (256 x 1600), so the default run exercises the full-size path.
+    """
+    if num_classes != 4:
+        raise ValueError(f"data.classes must be 4 for the synthetic steel set, got {num_classes}")
+    write_synthetic(root, n_train=images, height=256, width=1600, seed=seed)
+    return read_severstal(root, num_classes)
