@@ -61,10 +61,10 @@ def test_metrics_round_trip_and_missing_keys_are_named(tmp_path):
     trial.write_metrics(metrics)
     assert trial.complete and trial.read_metrics() == metrics
     trial.metrics_json.write_text(json.dumps({"oof_score": 0.5}))
-    with pytest.raises(DamagedFile, match="metrics.json: key 'ms_per_image' is missing"):
+    with pytest.raises(DamagedFile, match=r"metrics\.json: key 'ms_per_image' is missing"):
         trial.read_metrics()
     trial.metrics_json.write_text("{not json")
-    with pytest.raises(DamagedFile, match="metrics.json: not valid JSON"):
+    with pytest.raises(DamagedFile, match=r"metrics\.json: not valid JSON"):
         trial.read_metrics()
     with pytest.raises(DamagedFile, match="complete must be bool"):
         trial.write_metrics({**metrics, "complete": 1})
