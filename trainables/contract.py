@@ -34,6 +34,8 @@ COST_JSON = "cost.json"
 METRICS_JSON = "metrics.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT_STATE = "state.json"  # inside a Ray checkpoint folder, beside fold<k>/model.safetensors
+SNAPSHOTS = "snapshots"  # trials/<id>/snapshots/<name>/: an extra candidate of the same trial (cyclic low, EMA)
+PICTURES = "pictures"  # trials/<id>/pictures/*.png: what a person looks at (worst and best validation images)
 
 
 class DamagedFile(ValueError):
@@ -120,6 +122,20 @@ class TrialFolder:
     def complete(self) -> bool:
         """True once metrics.json, the last file a trial writes, exists."""
         return self.metrics_json.is_file()
+
+    @property
+    def pictures_dir(self) -> Path:
+        return self.root / PICTURES
+
+    def snapshot(self, name: str) -> TrialFolder:
+        """``snapshots/<name>/``: the same files as a trial folder (``oof.npy``, ``fold<k>/model.safetensors``,
+        ``metrics.json`` last), for a further candidate of this trial; config and cost are the trial's."""
+        return TrialFolder(self.root / SNAPSHOTS / name)
+
+    def snapshots(self) -> list[TrialFolder]:
+        """This trial's snapshot folders, complete or not, in name order."""
+        folder = self.root / SNAPSHOTS
+        return [TrialFolder(p) for p in sorted(folder.iterdir()) if p.is_dir()] if folder.is_dir() else []
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_yaml(self.config_yaml, config)
