@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -6,10 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from shared_data import shared_root
 
 from trainables.data.rle import parse_rle, rle_decode, rle_encode, validate_rle
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = shared_root()
 REAL_SUBSET = DATA / "severstal_real" / "train_real_subset.csv"
 
 small_masks = st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
@@ -166,3 +166,87 @@ def test_every_real_severstal_row_round_trips():
         mask = rle_decode(rle, (256, 1600), "F")
         assert mask.any(), image_id
         assert rle_encode(mask, "F") == rle, image_id
+
+
+sized_masks = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(
+    lambda shape: st.one_of(
+        arrays(np.uint8, shape, elements=st.integers(0, 1)),
+        arrays(np.uint8, shape, elements=st.sampled_from([0, 255])),
+        st.just(np.zeros(shape, np.uint8)),
+        st.just(np.ones(shape, np.uint8)),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(mask=sized_masks, order=orders)
+def test_round_trip_odd_even_empty_full(mask, order):
+    rle = rle_encode(mask, order)
+    np.testing.assert_array_equal(rle_decode(rle, mask.shape, order), mask != 0)
+    if not mask.any():
+        assert rle == ""
+    if mask.all():
+        assert rle == f"1 {mask.size}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(height=st.integers(2, 30), width=st.integers(2, 30), data=st.data())
+def test_a_run_that_wraps_a_column_is_one_run(height, width, data):
+    """Column-major: the bottom of column j and the top of column j + 1 are neighbours, one run."""
+    col = data.draw(st.integers(0, width - 2))
+    below, above = data.draw(st.integers(1, height)), data.draw(st.integers(1, height))
+    mask = np.zeros((height, width), np.uint8)
+    mask[height - below :, col] = 1
+    mask[:above, col + 1] = 1
+    assert rle_encode(mask, "F") == f"{col * height + height - below + 1} {below + above}"
+    for order in ORDERS_TESTED:
+        np.testing.assert_array_equal(rle_decode(rle_encode(mask, order), mask.shape, order), mask)
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int32, np.float32])
+def test_other_dtypes_encode_like_uint8(dtype):
+    mask = np.zeros((5, 7), dtype)
+    mask[1:3, 2:6] = 1
+    assert rle_encode(mask, "F") == rle_encode(mask.astype(np.uint8), "F") == "12 2 17 2 22 2 27 2"
+
+
+def test_views_and_fortran_arrays_encode_like_copies():
+    rng = np.random.default_rng(0)
+    mask = (rng.random((9, 12)) > 0.6).astype(np.uint8)
+    for view in (np.asfortranarray(mask), mask[:, ::1], np.ascontiguousarray(mask.T).T):
+        for order in ORDERS_TESTED:
+            assert rle_encode(view, order) == rle_encode(mask.copy(), order)
+
+
+ORDERS_TESTED = ("F", "C")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n_pixels=st.integers(1, 300))
+def test_toggle_fill_matches_slice_writes(data, n_pixels):
+    """The loop-free fill that long RLEs take, against one slice write per run, on any sorted runs."""
+    from trainables.data.rle import _fill_by_toggles
+
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n_pixels), min_size=2, max_size=40))))
+    pairs = [(a, b) for a, b in zip(cuts[0::2], cuts[1::2], strict=False) if b > a]
+    if not pairs:
+        return
+    starts, ends = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+    expected = np.zeros(n_pixels, np.uint8)
+    for a, b in pairs:
+        expected[a:b] = 1
+    flat = np.zeros(-(-n_pixels // 8) * 8, np.uint8)
+    _fill_by_toggles(flat, starts, ends)
+    np.testing.assert_array_equal(flat[:n_pixels], expected)
+    assert not flat[n_pixels:].any()
+
+
+def test_many_touching_runs_take_the_toggle_path_and_round_trip():
+    mask = np.zeros((64, 80), np.uint8)
+    mask[::2, ::3] = 1  # hundreds of one-pixel runs
+    mask[:, 40:] = 1  # full columns: runs that wrap from one column into the next
+    rle = rle_encode(mask, "F")
+    assert len(rle.split()) // 2 > 100
+    np.testing.assert_array_equal(rle_decode(rle, mask.shape, "F"), mask)
+    touching = " ".join(f"{1 + 2 * k} 2" for k in range(200))  # 200 runs that touch: one long run
+    assert rle_encode(rle_decode(touching, (40, 20), "F"), "F") == "1 400"
