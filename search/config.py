@@ -14,8 +14,7 @@ from typing import Any
 
 from search.spaces import check_domain, domain_values, space_path
 from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
-from trainables.data.formats import get_format
-from trainables.data.study import DataConfig
+from trainables.data.study import DataConfig, check_data_config, fold_data_options, is_data_option
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
 
@@ -122,7 +121,7 @@ def load_plan(argv: list[str]) -> Plan:
         fixed.update(fixed_part)
         for key in fixed_part:
             search.pop(key, None)  # a fixed value wins over a searched one
-    config = from_flat(SearchConfig, run)
+    config = from_flat(SearchConfig, fold_data_options(run))
     config.space = str(path)
     _check(config)
     _check_trials(fixed, search, f"{path}: ")
@@ -133,11 +132,11 @@ def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
     """One source's run settings and fixed trial keys, type-checked here so an error names the source."""
     run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
     for key in values:
-        if key not in run_keys and key not in trial_keys:
+        if key not in run_keys and key not in trial_keys and not is_data_option(key):  # data.<key>: the format's
             raise unknown_key_error(key, sorted(set(run_keys) | set(trial_keys) | set(ALIASES)), where)
-    run = {k: v for k, v in values.items() if k in run_keys}  # `seed` is both: the search's seed
-    fixed = {k: v for k, v in values.items() if k not in run_keys}
-    from_flat(SearchConfig, run, where=where)
+    run = {k: v for k, v in values.items() if k in run_keys or is_data_option(k)}  # `seed` is both: the search's seed
+    fixed = {k: v for k, v in values.items() if k not in run}
+    from_flat(SearchConfig, fold_data_options(run), where=where)
     from_flat(TrialConfig, fixed, where=where)
     return run, fixed
 
@@ -149,9 +148,7 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
-    get_format(config.data.format)
-    if config.data.format != "synthetic" and config.data.root is None:
-        raise ValueError(f"data.format={config.data.format} reads a folder: name it with data.root=PATH")
+    check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
 
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:

@@ -19,20 +19,14 @@ from search.config import Plan, load_plan, resolved
 from search.tuner import make_tuner, start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
-from trainables.data.study import StudyConfig, prepare_study
+from trainables.data.study import StudyConfig, prepare_study, resolve_root
 from trainables.errors import exit_status
-
-SYNTHETIC_FOLDER = "_data"
 
 
 def prepare(plan: Plan) -> Path:
     """Resolve the data folder, write study.yaml, and fix the split; returns the study folder."""
     cfg = plan.config
-    if cfg.data.format == "synthetic" and cfg.data.root is None:
-        storage = Path(cfg.storage).expanduser().resolve()
-        cfg.data.root = str(storage / SYNTHETIC_FOLDER / f"synthetic-{cfg.data.images}")
-    elif cfg.data.root is not None:
-        cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    cfg.data.root = resolve_root(cfg.data, cfg.storage)  # data.root, or the format's default folder
     cfg.mlflow.uri = resolve_uri(cfg.mlflow.uri)
     cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name
     study_dir = cfg.study_dir

@@ -1,7 +1,9 @@
 """The study-folder and trial-folder contract: every file name that crosses a boundary, and its typed reads.
 
 A study folder ``<storage>/<study>/`` holds ``study.yaml`` (the resolved config), ``folds.csv`` (the
-fixed split), ``truth.npy`` (the OOF truth) and ``trials/<trial_id>/``; a trial folder holds
+fixed split), ``truth.npy`` (the OOF truth), ``data_errors.csv`` (rows ``data.on_error=skip`` left out),
+``cache/`` (decoded images and masks per training size), ``data.png`` (the data picture) and
+``trials/<trial_id>/``; a trial folder holds
 ``config.yaml``, ``fold<k>/model.safetensors``, ``oof.npy``, ``cost.json`` and ``metrics.json``, the last
 written last and atomically: a folder is complete only once it exists. No other module spells these
 names; writers (``fit``, ``study``) and readers (``store``, ``manifest``, ``export``) all come here.
@@ -27,6 +29,9 @@ STUDY_YAML = "study.yaml"
 FOLDS_CSV = "folds.csv"
 TRUTH_NPY = "truth.npy"
 TRIALS = "trials"
+DATA_ERRORS = "data_errors.csv"  # the rows and files data.on_error=skip left out, with the reason
+DATA_CACHE = "cache"  # decoded, resized images and masks per training size, shared by every trial
+DATA_PICTURE = "data.png"  # the inspect grid: images with their decoded masks, looked at by eye
 ENSEMBLE_JSON = "ensemble.json"
 CONFIG_YAML = "config.yaml"
 OOF_NPY = "oof.npy"
@@ -68,6 +73,18 @@ class StudyFolder:
     @property
     def trials_dir(self) -> Path:
         return self.root / TRIALS
+
+    @property
+    def data_errors(self) -> Path:
+        return self.root / DATA_ERRORS
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / DATA_CACHE
+
+    @property
+    def data_picture(self) -> Path:
+        return self.root / DATA_PICTURE
 
     @property
     def ensemble_json(self) -> Path:

@@ -3,4 +3,4 @@
 Importing the package registers the built-in formats; a new format is a module here plus one line below.
 """
 
-from trainables.data import severstal, synthetic  # noqa: F401  (each registers its format)
+from trainables.data import carvana, classes, folder, severstal, synthetic  # noqa: F401  (each registers its format)

@@ -14,12 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 
 from trainables.atomic import write_with
 
 
-def make_folds(image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
-    """Assign each image a fold so every fold has about the same share of each class."""
+def make_folds(
+    image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int, single_label: bool = False
+) -> pd.DataFrame:
+    """Assign each image a fold so every fold has about the same share of each class.
+
+    ``single_label`` (classification: one class per image): sklearn's StratifiedKFold on the class.
+    """
     if n_folds < 2:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {n_folds}")
     if len(image_ids) < n_folds:
@@ -32,10 +38,19 @@ def make_folds(image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int
         raise ValueError(
             f"image ids must be unique (each image goes to exactly one fold), {repeated[0]!r} appears more than once"
         )
+    fold = np.empty(len(image_ids), np.int64)
+    if single_label:
+        classes = labels.argmax(axis=1)
+        smallest = int(np.bincount(classes).min()) if len(classes) else 0
+        if smallest < n_folds:
+            raise ValueError(f"folds ({n_folds}) must not exceed the images of the rarest class ({smallest})")
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for k, (_, val) in enumerate(splitter.split(np.zeros(len(image_ids)), classes)):
+            fold[val] = k
+        return pd.DataFrame({"image_id": image_ids, "fold": fold})
     # The stratifier also balances the clean images when "no defect" is one more label.
     clean = (labels.sum(axis=1) == 0).astype(labels.dtype)[:, None]
     targets = np.concatenate([labels, clean], axis=1)
-    fold = np.empty(len(image_ids), np.int64)
     splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for k, (_, val) in enumerate(splitter.split(np.zeros(len(image_ids)), targets)):
         fold[val] = k

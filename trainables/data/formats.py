@@ -1,54 +1,101 @@
-"""Segmentation data sets, read from the formats contests ship, behind one registry.
+"""Data sets read from the formats contests ship, behind one protocol and one registry.
 
-One module per format (``severstal.py``, ``synthetic.py``) registers its reader here with
-``@register_format(name)``; ``trainables/data/__init__.py`` imports them, so a new format is one module
-and one import line.
+A format is a :class:`DataFormat` subclass in its own module (``severstal.py``, ``carvana.py``,
+``folder.py``, ``classes.py``, ``synthetic.py``), registered with ``@register_format``;
+``trainables/data/__init__.py`` imports them, so a new format is one module and one import line. The
+contract suite ``tests/trainables/data/test_format_contract.py`` runs every registered format through
+the same checks, the way Optuna runs every sampler through one suite.
 
-Every format reads into a :class:`SegmentationData`: the training images (sorted ids), the
-non-empty RLE of each image-class pair, and the pixel order of its RLE. Labels are checked once,
-when read, so a broken row is reported by file and line before any trial starts.
+A format declares:
+
+- ``Options``: a dataclass of its own ``data.<key>`` options (``data.images`` for synthetic,
+  ``data.classes`` where it must be given); anything else is refused naming the valid ones;
+- ``kind``: ``segmentation`` (masks per class) or ``classification`` (one label per image);
+- ``order``: the pixel order of its RLE (``F`` column-major, ``C`` row-major);
+- ``default_root(storage, options)``: where its data lives when ``data.root`` is not given (None: must
+  be given);
+- ``read(root, options, problems)``: the data, as a :class:`SegmentationData` (image ids, image
+  reading, masks or labels, presence labels for folds), every label checked once, when read;
+- ``submission``: the layout its predictions are written in (see ``trainables/data/predictions.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from trainables.data.images import read_rgb
+from trainables.data.images import image_shape, read_rgb
+from trainables.data.problems import Problems
 from trainables.data.rle import rle_decode
 from trainables.registry import Registry
 
 
 @dataclass(frozen=True)
 class SegmentationData:
-    """A training set of images with per-class masks stored as RLE strings."""
+    """A training set: image ids, where each image is, and its per-class masks (or its label).
+
+    Masks come from one of two sources: ``rles`` (image id, 0-based class) -> RLE in ``order``, or
+    ``mask_files`` image id -> a PNG mask read with ``mask_mode`` (``binary``: nonzero is class 1;
+    ``index``: value k is class k). A classification set has ``labels_by_id`` instead (0-based class).
+    """
 
     image_dir: Path
     image_ids: list[str]
     num_classes: int
-    shape: tuple[int, int]  # (height, width) of the images, checked on the first one
-    rles: dict[tuple[str, int], str] = field(repr=False)  # (image id, 0-based class) -> non-empty RLE
+    shape: tuple[int, int]  # (height, width) most images have: the reference for the training size
+    rles: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
     order: str = "F"
     test_dir: Path | None = None
     sample_submission: Path | None = None
+    image_files: dict[str, Path] = field(default_factory=dict, repr=False)  # id -> file, when not image_dir/id
+    mask_files: dict[str, Path] = field(default_factory=dict, repr=False)
+    mask_mode: str = "binary"  # for mask_files: "binary" or "index"
+    labels_by_id: dict[str, int] = field(default_factory=dict, repr=False)  # classification only
+    class_names: tuple[str, ...] = ()
+    format: str = ""
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # id -> (h, w) if known
+    presence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # id -> (C,) 0/1, if read
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    @property
+    def kind(self) -> str:
+        return "classification" if self.labels_by_id else "segmentation"
+
     def image_path(self, image_id: str) -> Path:
-        return self.image_dir / image_id
+        return self.image_files.get(image_id) or self.image_dir / image_id
 
     def read_image(self, image_id: str) -> np.ndarray:
         """The image as an RGB uint8 array (H, W, 3)."""
         return read_rgb(self.image_path(image_id))
 
+    def image_shape(self, image_id: str) -> tuple[int, int]:
+        """(height, width) of one image, from its header (remembered)."""
+        if image_id not in self.sizes:
+            self.sizes[image_id] = image_shape(self.image_path(image_id))
+        return self.sizes[image_id]
+
     def masks(self, image_id: str, shape: tuple[int, int] | None = None) -> np.ndarray:
-        """All class masks of one image, uint8 0/1 of shape (C, H, W)."""
-        height, width = shape or self.shape
+        """All class masks of one image, uint8 0/1 of shape (C, H, W), at the image's own size."""
+        height, width = shape or self.image_shape(image_id)
         out = np.zeros((self.num_classes, height, width), np.uint8)
+        if image_id in self.mask_files:
+            from trainables.data.folder import read_mask  # the folder format owns mask files
+
+            values = read_mask(self.mask_files[image_id], (height, width))
+            if self.mask_mode == "binary":
+                out[0] = values != 0
+            else:
+                for c in range(self.num_classes):
+                    out[c] = values == c + 1
+            return out
         for c in range(self.num_classes):
             rle = self.rles.get((image_id, c))
             if rle:
@@ -59,17 +106,92 @@ class SegmentationData:
         """Presence of each class per image, (N, C) 0/1, for stratified folds."""
         index = {image_id: i for i, image_id in enumerate(self.image_ids)}
         out = np.zeros((len(self.image_ids), self.num_classes), np.int64)
+        if self.labels_by_id:
+            for image_id, c in self.labels_by_id.items():
+                out[index[image_id], c] = 1
+            return out
+        if self.mask_files:
+            for image_id in self.image_ids:
+                present = self.presence.get(image_id)
+                out[index[image_id]] = present if present is not None else self.masks(image_id).any(axis=(1, 2))
+            return out
         for image_id, c in self.rles:
             out[index[image_id], c] = 1
         return out
 
 
 # ---------------------------------------------------------------------------------------------
+# The protocol
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A format without options of its own."""
+
+
+class DataFormat(ABC):
+    """One contest data format. Subclasses set the class attributes and implement ``read``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    kind: ClassVar[str] = "segmentation"
+    order: ClassVar[str] = "F"
+    submission: ClassVar[str] = "none"  # how predictions are written: see trainables/data/predictions.py
+
+    def default_root(self, storage: Path, options: Any) -> Path | None:
+        """Where the data is when ``data.root`` is not given; None: the user must name it."""
+        return None
+
+    @abstractmethod
+    def read(self, root: Path, options: Any, problems: Problems) -> SegmentationData:
+        """Read and check the training set under ``root``; bad rows go to ``problems``."""
+
+    # -- options ------------------------------------------------------------------------------
+    def option_names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.Options)]
+
+    def parse_options(self, given: dict[str, Any]) -> Any:
+        """``data.<key>`` values into this format's Options; an unknown key names the valid ones."""
+        valid = self.option_names()
+        for key in given:
+            if key not in valid:
+                listed = ", ".join(f"data.{k}" for k in valid) or "none"
+                raise ValueError(f"data.{key} is not an option of data format {self.name!r}; its options: {listed}")
+        hints = typing.get_type_hints(self.Options)
+        values = {}
+        for key, value in given.items():
+            hint = hints[key]
+            if (hint is int and isinstance(value, bool)) or (hint in (int, float) and not isinstance(value, int | float)):
+                raise ValueError(f"data.{key} must be {hint.__name__}, got {value!r}")
+            if hint is str and not isinstance(value, str):
+                raise ValueError(f"data.{key} must be text, got {value!r}")
+            values[key] = value
+        return self.Options(**values)
+
+    def describe_options(self) -> list[tuple[str, str, str]]:
+        """(data.key, default, help) per option, for ``python -m trainables.data``."""
+        out = []
+        for f in dataclasses.fields(self.Options):
+            default = f.default if f.default is not dataclasses.MISSING else "(required)"
+            out.append((f"data.{f.name}", repr(default), f.metadata.get("help", "")))
+        return out
+
+
+def option(default: Any, help: str) -> Any:
+    """A dataclass field with the help line ``python -m trainables.data`` prints."""
+    return field(default=default, metadata={"help": help})
+
+
+# ---------------------------------------------------------------------------------------------
 # Registry
 
-FormatReader = Callable[..., SegmentationData]
-FORMATS: Registry[FormatReader] = Registry("data format")
-register_format = FORMATS.register
+FORMATS: Registry[DataFormat] = Registry("data format")
 list_formats = FORMATS.names
 get_format = FORMATS.get
 
+
+def register_format(cls: type[DataFormat]) -> type[DataFormat]:
+    """Class decorator: register one instance of a format under its ``name``."""
+    FORMATS.register(cls.name)(cls())
+    return cls

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -30,6 +30,23 @@ def image_shape(path: Path) -> tuple[int, int]:
         raise FileNotFoundError(f"{path}: image file not found")
     with Image.open(path) as image:
         width, height = image.size
+    return height, width
+
+
+def verify_image(path: Path) -> tuple[int, int]:
+    """Decode every pixel once: a missing, unreadable or truncated file raises one line naming it.
+
+    cv2 returns a half-grey picture for a truncated JPEG with only a warning on stderr; PIL refuses it.
+    Returns (height, width).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: UnidentifiedImageError is an OSError
+        raise ValueError(f"{path}: not a readable image ({error})") from None
     return height, width
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from trainables.data.formats import SegmentationData, register_format
+from trainables.data.formats import DataFormat, SegmentationData, option, register_format
 from trainables.data.images import image_shape, list_images
+from trainables.data.problems import Problems
 from trainables.data.rle import parse_rle
 
 SEVERSTAL_LAYOUTS = (("ImageId", "ClassId", "EncodedPixels"), ("ImageId_ClassId", "EncodedPixels"))
@@ -47,13 +49,14 @@ def read_label_rows(csv_path: Path) -> pd.DataFrame:
     return frame[["ImageId", "ClassId", "EncodedPixels", "line"]]
 
 
-@register_format("severstal")
-def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
+def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | None = None) -> SegmentationData:
     """Read a Severstal folder as Kaggle gives it: train.csv, train_images/, maybe test_images/.
 
     Training images are those in train_images/ (the final layout lists defective images only)
-    together with any the CSV names; a row naming a missing image is an error.
+    together with any the CSV names; a row naming a missing image is an error. Images may have any
+    size: each RLE is checked against its own image's size.
     """
+    problems = problems or Problems()
     root = Path(root)
     csv_path = root / "train.csv"
     rows = read_label_rows(csv_path)
@@ -61,31 +64,45 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
     ids = set(list_images(image_dir))
     rles: dict[tuple[str, int], str] = {}
     seen: dict[tuple[str, int], int] = {}  # pair -> line, empty rows included, to report duplicates
-    shape: tuple[int, int] | None = None
+    sizes: dict[str, tuple[int, int]] = {}
     for image_id, class_id, rle, line in rows.itertuples(index=False):
         where = f"{csv_path}:{line}"
         if not 1 <= class_id <= num_classes:
-            raise ValueError(f"{where}: ClassId must be in 1..{num_classes}, got {class_id}")
+            problems.bad(where, f"ClassId must be in 1..{num_classes}, got {class_id}", image_id)
+            continue
         if image_id not in ids:
-            raise FileNotFoundError(f"{where}: image {image_id} not found in {image_dir}")
+            problems.bad(where, f"image {image_id} not found in {image_dir}", "", FileNotFoundError)
+            continue
         if (image_id, class_id) in seen:
-            raise ValueError(
-                f"{where}: second row for {image_id} class {class_id} (first on line {seen[image_id, class_id]}); "
-                "expected one row per pair"
+            problems.bad(
+                where,
+                f"second row for {image_id} class {class_id} (first on line {seen[image_id, class_id]}); "
+                "expected one row per pair",
+                image_id,
             )
+            continue
         seen[image_id, class_id] = line
         if not rle.strip():
             continue
-        shape = shape or image_shape(image_dir / image_id)
+        if image_id not in sizes:
+            try:
+                sizes[image_id] = image_shape(image_dir / image_id)
+            except (OSError, ValueError) as error:
+                problems.bad(where, f"image {image_id} is not readable ({error})", image_id)
+                continue
+        height, width = sizes[image_id]
         try:
-            parse_rle(rle, shape[0] * shape[1])
+            parse_rle(rle, height * width)
         except ValueError as error:
-            raise ValueError(f"{where}: bad EncodedPixels for {image_id} class {class_id}: {error}") from None
+            problems.bad(where, f"bad EncodedPixels for {image_id} class {class_id}: {error}", image_id)
+            continue
         rles[(image_id, class_id - 1)] = rle
-    image_ids = sorted(ids)
+    skipped = problems.skipped_images
+    image_ids = sorted(ids - skipped)
+    rles = {key: rle for key, rle in rles.items() if key[0] not in skipped}
     if not image_ids:
         raise ValueError(f"{image_dir}: no images (expected .jpg or .png files)")
-    shape = shape or image_shape(image_dir / image_ids[0])
+    shape = common_shape(sizes, image_dir / image_ids[0])
     test_dir = root / "test_images"
     sample = root / "sample_submission.csv"
     return SegmentationData(
@@ -97,4 +114,36 @@ def read_severstal(root: str | Path, num_classes: int = 4) -> SegmentationData:
         order="F",
         test_dir=test_dir if test_dir.is_dir() else None,
         sample_submission=sample if sample.is_file() else None,
+        format="severstal",
+        sizes={k: v for k, v in sizes.items() if k not in skipped},
     )
+
+
+def common_shape(sizes: dict[str, tuple[int, int]], fallback: Path) -> tuple[int, int]:
+    """The most common image size (the training size is a scale of it); the first image's if none known."""
+    if not sizes:
+        return image_shape(fallback)
+    values, counts = np.unique(np.array(list(sizes.values())), axis=0, return_counts=True)
+    height, width = values[int(counts.argmax())]
+    return int(height), int(width)
+
+
+@dataclass(frozen=True)
+class SeverstalOptions:
+    classes: int = option(4, "number of defect classes (ClassId 1..classes)")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.classes, int) or self.classes < 1:
+            raise ValueError(f"data.classes must be an integer >= 1, got {self.classes!r}")
+
+
+@register_format
+class Severstal(DataFormat):
+    name = "severstal"
+    description = "train.csv (ImageId,ClassId,EncodedPixels or ImageId_ClassId,EncodedPixels; column-major RLE) + train_images/"
+    Options = SeverstalOptions
+    order = "F"
+    submission = "severstal"
+
+    def read(self, root: Path, options: SeverstalOptions, problems: Problems) -> SegmentationData:
+        return read_severstal(root, options.classes, problems)

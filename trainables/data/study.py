@@ -7,27 +7,94 @@ the selector only ``open_study``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+from tqdm import tqdm
 
-from trainables.atomic import atomic_path
+from trainables.atomic import atomic_path, write_with
 from trainables.contract import StudyFolder, open_array
 from trainables.data.folds import folds_hash, make_folds, read_folds, write_folds
-from trainables.data.formats import SegmentationData, get_format
+from trainables.data.formats import DataFormat, SegmentationData, get_format
+from trainables.data.images import verify_image
+from trainables.data.problems import ON_ERROR, Problems
 from trainables.preprocess import resize_masks, scaled_size
 
 
-@dataclass
+@dataclass(init=False)
 class DataConfig:
+    """The data keys every format shares, plus ``options``: the format's own ``data.<key>`` values.
+
+    ``DataConfig(format="synthetic", images=16)`` and a study.yaml written before options had their
+    own section both work: a keyword that is not a shared key is a format option.
+    """
+
     format: str = "synthetic"
-    root: str | None = None  # None: the synthetic set is generated under the storage folder
-    classes: int = 4
-    images: int = 96  # synthetic only: how many training images to generate
+    root: str | None = None  # None: the format's default folder (only synthetic has one)
     limit: int = 0  # use a random subset of this many training images (0 = all), for fast screening
+    on_error: str = "stop"  # "skip": leave bad rows out, list them in the study's report file
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        format: str = "synthetic",
+        root: str | None = None,
+        limit: int = 0,
+        on_error: str = "stop",
+        options: dict[str, Any] | None = None,
+        **more: Any,
+    ) -> None:
+        self.format, self.root, self.limit, self.on_error = format, root, limit, on_error
+        self.options = {**(options or {}), **more}
+
+
+SHARED_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
+
+
+def fold_data_options(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat ``data.<key>`` words that are no shared key into ``data.options`` (a format's options)."""
+    out = {k: v for k, v in flat.items() if not is_data_option(k)}
+    options = dict(out.pop("data.options", None) or {})
+    options.update({k.split(".", 1)[1]: v for k, v in flat.items() if is_data_option(k)})
+    if options:
+        out["data.options"] = options
+    return out
+
+
+def is_data_option(key: str) -> bool:
+    section, _, name = key.partition(".")
+    return section == "data" and bool(name) and "." not in name and name not in SHARED_KEYS
+
+
+def data_format(config: DataConfig) -> tuple[DataFormat, Any]:
+    """The format and its typed options; an unknown format or option is a one-line error."""
+    fmt = get_format(config.format)
+    if config.on_error not in ON_ERROR:
+        raise ValueError(f"data.on_error must be one of {', '.join(ON_ERROR)}, got {config.on_error!r}")
+    return fmt, fmt.parse_options(config.options)
+
+
+def check_data_config(config: DataConfig) -> None:
+    """Everything about the data keys that can be checked before reading a file."""
+    fmt, options = data_format(config)
+    if config.root is None and fmt.default_root(Path("."), options) is None:
+        raise ValueError(f"data.format={config.format} reads a folder: name it with data.root=PATH")
+
+
+def resolve_root(config: DataConfig, storage: str | Path) -> str:
+    """data.root made absolute, or the format's default folder under ``storage``."""
+    fmt, options = data_format(config)
+    if config.root is not None:
+        return str(Path(config.root).expanduser().resolve())
+    root = fmt.default_root(Path(storage).expanduser().resolve(), options)
+    if root is None:
+        raise ValueError(f"data.format={config.format} reads a folder: name it with data.root=PATH")
+    return str(root)
 
 
 @dataclass
@@ -72,12 +139,11 @@ class Study:
         return open_array(self.folder.truth)
 
 
-def load_data(config: DataConfig) -> SegmentationData:
-    reader = get_format(config.format)
+def load_data(config: DataConfig, problems: Problems | None = None) -> SegmentationData:
+    fmt, options = data_format(config)
     if config.root is None:
-        raise ValueError("data.root must name the data folder (only the synthetic set has a default)")
-    options = {"images": config.images} if config.format == "synthetic" else {}
-    return reader(config.root, num_classes=config.classes, **options)
+        raise ValueError(f"data.root must name the data folder for data.format={config.format}")
+    return fmt.read(Path(config.root), options, problems or Problems(config.on_error))
 
 
 def _subset(data: SegmentationData, limit: int, seed: int) -> list[str]:
@@ -88,9 +154,13 @@ def _subset(data: SegmentationData, limit: int, seed: int) -> list[str]:
 
 
 def prepare_study(root: Path, config: StudyConfig) -> Study:
-    """Write folds.csv and truth.npy once; a study re-run with another split is refused."""
-    data = load_data(config.data)
+    """Check every image decodes, write folds.csv and truth.npy once; a study re-run with another split
+    is refused. With data.on_error=skip the bad rows and images are listed in the study's report file."""
+    problems = Problems(config.data.on_error)
+    data = load_data(config.data, problems)
+    data = check_images(data, problems)
     root.mkdir(parents=True, exist_ok=True)
+    write_problems(StudyFolder(root).data_errors, problems)
     folds_path = StudyFolder(root).folds_csv
     if folds_path.exists():
         folds = read_folds(folds_path)
@@ -106,7 +176,7 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
         ids = _subset(data, config.data.limit, config.seed)
         index = {image_id: i for i, image_id in enumerate(data.image_ids)}
         labels = data.labels()[[index[i] for i in ids]]
-        folds = make_folds(ids, labels, config.folds, config.seed)
+        folds = make_folds(ids, labels, config.folds, config.seed, single_label=data.kind == "classification")
         write_folds(folds_path, folds)
     study = Study(root=root, config=config, data=data, folds=folds)
     if StudyFolder(root).truth.exists():
@@ -132,8 +202,13 @@ def _write_truth(study: Study) -> None:
     shape = (len(study.image_ids), study.data.num_classes, *size)
     with atomic_path(study.folder.truth) as tmp:
         truth = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        for i, image_id in enumerate(study.image_ids):
-            truth[i] = resize_masks(study.data.masks(image_id), size)
+        if study.data.kind == "classification":  # no masks: each image's label, one-hot, at every pixel
+            index = {image_id: i for i, image_id in enumerate(study.data.image_ids)}
+            labels = study.data.labels()[[index[i] for i in study.image_ids]]
+            truth[:] = labels[:, :, None, None].astype(np.uint8)
+        else:
+            for i, image_id in enumerate(study.image_ids):
+                truth[i] = resize_masks(study.data.masks(image_id), size)
         truth.flush()
         del truth
 
@@ -146,8 +221,40 @@ def open_study(root: str | Path) -> Study:
         raise FileNotFoundError(f"{path}: not a study folder (run `python -m search.run` to make one)")
     raw = yaml.safe_load(path.read_text()) or {}
     config = StudyConfig(
-        data=DataConfig(**raw.get("data", {})),
+        data=DataConfig(**(raw.get("data") or {})),
         **{k: raw[k] for k in ("folds", "seed", "oof_scale") if k in raw},
     )
-    data = load_data(config.data)
+    problems = Problems(config.data.on_error)
+    data = load_data(config.data, problems)  # the same rows skipped as when the study was prepared
     return Study(root=root, config=config, data=data, folds=read_folds(StudyFolder(root).folds_csv))
+
+
+def check_images(data: SegmentationData, problems: Problems) -> SegmentationData:
+    """Decode every training image once (a bar shows it); a missing, unreadable or truncated file is
+    reported by file (and, on skip, left out). Mask files are checked for size at the same time."""
+    bad: set[str] = set()
+    for image_id in tqdm(data.image_ids, desc="checking images", unit="img", leave=False, disable=None):
+        path = data.image_path(image_id)
+        try:
+            size = verify_image(path)
+            if image_id in data.mask_files:
+                data.masks(image_id, size)
+        except (OSError, ValueError) as error:
+            message = str(error).removeprefix(f"{path}: ")
+            problems.bad(path, message, image_id)
+            bad.add(image_id)
+    if not bad:
+        return data
+    kept = [i for i in data.image_ids if i not in bad]
+    if not kept:
+        raise ValueError(f"{data.image_dir}: no readable training image left after skipping {len(bad)} bad one(s)")
+    return dataclasses.replace(data, image_ids=kept)
+
+
+def write_problems(path: Path, problems: Problems) -> None:
+    """The report of skipped rows (always written on skip, so an old report never lingers); prints the count."""
+    if problems.on_error != "skip":
+        return
+    write_with(path, lambda tmp: Path(tmp).write_text(problems.to_csv()))
+    if problems.found:
+        print(f"data.on_error=skip: skipped {len(problems)} bad row(s) or file(s), listed in {path}")

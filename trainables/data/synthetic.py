@@ -9,16 +9,19 @@ CSVs and pixel-identical JPEGs, and changing ``n_test`` leaves train untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from trainables.data.formats import SegmentationData, register_format
+from trainables.data.formats import DataFormat, SegmentationData, option, register_format
+from trainables.data.problems import Problems
 from trainables.data.rle import rle_encode
 from trainables.data.severstal import read_severstal
 
@@ -234,8 +237,9 @@ def write_synthetic(
     return root
 
 
-@register_format("synthetic")
-def read_synthetic(root: str | Path, num_classes: int = 4, images: int = 96, seed: int = 0) -> SegmentationData:
+def read_synthetic(
+    root: str | Path, num_classes: int = 4, images: int = 96, seed: int = 0, problems: Problems | None = None
+) -> SegmentationData:
     """The built-in synthetic steel set, generated into ``root`` once (a cache) and read as Severstal.
 
     Images have Severstal's own size (256 x 1600), so the default run exercises the full-size path.
@@ -243,4 +247,32 @@ def read_synthetic(root: str | Path, num_classes: int = 4, images: int = 96, see
     if num_classes != 4:
         raise ValueError(f"data.classes must be 4 for the synthetic steel set, got {num_classes}")
     write_synthetic(root, n_train=images, height=256, width=1600, seed=seed)
-    return read_severstal(root, num_classes)
+    data = read_severstal(root, num_classes, problems)
+    return dataclasses.replace(data, format="synthetic")
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    images: int = option(96, f"training images to generate (>= {RULES['n_train'][0]})")
+    classes: int = option(4, "must be 4: the generator draws Severstal's four defect classes")
+
+    def __post_init__(self) -> None:
+        _check("data.images", self.images, *RULES["n_train"])
+        if self.classes != 4:
+            raise ValueError(f"data.classes must be 4 for the synthetic steel set, got {self.classes!r}")
+
+
+@register_format
+class Synthetic(DataFormat):
+    name = "synthetic"
+    description = "the built-in synthetic steel set (Severstal layout, 256x1600), generated under storage once"
+    Options = SyntheticOptions
+    order = "F"
+    submission = "severstal"
+    FOLDER = "_data"  # under the storage folder: <storage>/_data/synthetic-<images>
+
+    def default_root(self, storage: Path, options: SyntheticOptions) -> Path:
+        return Path(storage) / self.FOLDER / f"synthetic-{options.images}"
+
+    def read(self, root: Path, options: SyntheticOptions, problems: Problems) -> SegmentationData:
+        return read_synthetic(root, options.classes, options.images, problems=problems)

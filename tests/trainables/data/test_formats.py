@@ -5,13 +5,14 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_root
 
 from trainables.data.formats import get_format, list_formats
 from trainables.data.rle import rle_encode
 from trainables.data.severstal import read_label_rows, read_severstal
 from trainables.data.synthetic import read_synthetic
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "severstal_real"
+DATA = shared_root() / "severstal_real"
 HEAD_CSV = DATA / "train_csv_head_PiotrWegrzyn" / "train_head.csv"
 OVERLAY_IMAGES = DATA / "train_images_contour_overlay_RocioLiu"
 
@@ -213,9 +214,8 @@ def test_real_images_in_both_layouts(tmp_path):
 
 
 def test_registry_lists_the_options():
-    assert {"severstal", "synthetic"} <= set(list_formats())
-    assert get_format("severstal") is read_severstal
-    assert get_format("synthetic") is read_synthetic
+    assert {"carvana", "classes", "folder", "severstal", "synthetic"} <= set(list_formats())
+    assert get_format("severstal").name == "severstal" and get_format("synthetic").order == "F"
     with pytest.raises(ValueError, match=r"Unknown data format 'nope'\. Available options are: .*severstal, synthetic"):
         get_format("nope")
 
