@@ -115,7 +115,10 @@ def read_mask_folder(
     seen = np.unique(np.concatenate(list(values.values())))
     mode = options.mode
     if mode == "auto":
-        mode = "binary" if set(seen.tolist()) <= {0, 255} or set(seen.tolist()) <= {0, 1} else "index"
+        # {0,1} is also an index mask whose images all show class 1: data.classes > 1 says which
+        values_seen = set(seen.tolist())
+        binary = values_seen <= {0, 255} or (values_seen <= {0, 1} and options.classes in (0, 1))
+        mode = "binary" if binary else "index"
     if mode == "binary":
         if options.classes not in (0, 1):
             raise ValueError(f"data.classes must be 1 (or 0) for binary masks, got {options.classes}")
