@@ -19,6 +19,7 @@ from search.config import Plan, load_plan, resolved
 from search.tuner import make_tuner, start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
+from trainables.data.inspect import log_data_picture
 from trainables.data.study import StudyConfig, prepare_study, resolve_root
 from trainables.errors import exit_status
 
@@ -42,6 +43,7 @@ def run(plan: Plan) -> list[TrialRecord]:
     use_experiment(uri, experiment)
     with mlflow.start_run(run_name=f"search {plan.config.study_name}") as parent:
         mlflow.set_tags({"study": str(study_dir), "space": plan.config.space, "kind": "search"})
+        log_data_picture(study_dir)  # data layer: the study's images with their decoded masks, as an artifact
         mlflow.log_params(clean_params({**to_flat(plan.config), **plan.fixed, **{f"search.{k}": v for k, v in plan.search.items()}}))
         start_ray(plan)
         make_tuner(plan, study_dir, uri, experiment, parent.info.run_id).fit()

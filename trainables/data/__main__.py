@@ -1,0 +1,26 @@
+"""``python -m trainables.data``: the registered data formats with their options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trainables.data  # noqa: F401  (registers the formats)
+from trainables.data.formats import get_format, list_formats
+
+
+def describe() -> str:
+    lines = ["Data formats (data=NAME data.root=DIR data.<option>=VALUE; every format also takes "
+             "data.limit=N and data.on_error=stop|skip):"]
+    for name in list_formats():
+        fmt = get_format(name)
+        lines.append(f"\n  {name}  [{fmt.kind}, RLE order {fmt.order}, predictions: {fmt.submission}]")
+        lines.append(f"    {fmt.description}")
+        for key, default, help_text in fmt.describe_options():
+            lines.append(f"    {key:<18} {default:<12} {help_text}")
+        if fmt.default_root(Path("<storage>"), fmt.parse_options({})) is not None:
+            lines.append(f"    {'data.root':<18} {'(generated)':<12} default {fmt.default_root(Path('<storage>'), fmt.parse_options({}))}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(describe())
