@@ -59,6 +59,7 @@ def build_manifest(
         "class_ids": list(range(1, study.data.num_classes + 1)),
         "image_shape": [height, width],
         "rle_order": study.data.order,
+        "data": {"format": study.data.format or study.config.data.format, "mask_mode": study.data.mask_mode},
         "members": members,
         "postprocessing": {
             "thresholds": post.thresholds,

@@ -17,6 +17,7 @@ from ensembling.cli import parse_args
 from ensembling.predictor import Predictor
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
 from trainables.data.images import image_shape, read_rgb
+from trainables.data.predictions import predict_into
 from trainables.data.rle import rle_encode
 from trainables.errors import exit_status
 
@@ -47,6 +48,11 @@ def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> l
 
 def predict(model: Path, images: Path, sample: Path, out: Path, batch_size: int = 8, device: str | None = None) -> int:
     predictor = Predictor(model, device)
+    # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
+    if predictor.manifest.get("data", {}).get("format") in ("carvana", "folder"):
+        own_sample = None if str(sample).lower() in ("", "none") else sample
+        return predict_into(predictor.manifest["data"], images, own_sample, out, predictor.masks, batch_size)
+    # ---
     layout = read_sample(sample).for_classes(predictor.class_ids)
     shapes = _check_inputs(layout, images, predictor, sample)
     order = predictor.manifest["rle_order"]

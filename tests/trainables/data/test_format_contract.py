@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from shared_data import shared
 
 import trainables.data  # noqa: F401  (registers the formats)
-from shared_data import shared
 from trainables.data.folds import make_folds
 from trainables.data.formats import DataFormat, get_format, list_formats
 from trainables.data.problems import Problems

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from test_format_contract import _neu_det, _severstal
 
 import trainables.data  # noqa: F401
-from test_format_contract import _neu_det, _severstal
 from trainables.data.formats import get_format
 from trainables.data.inspect import data_picture
 from trainables.data.problems import Problems
