@@ -32,7 +32,7 @@ from trainables.augment import get_augment
 from trainables.config import TrialConfig, from_flat, read_yaml, split_words, to_flat
 from trainables.contract import CHECKPOINT_STATE, TrialFolder, fold_weights
 from trainables.cost import measure_cost
-from trainables.data.dataset import SegmentationDataset, make_cache
+from trainables.data.dataset import SegmentationDataset, study_cache
 from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
 from trainables.losses import get_loss
@@ -210,7 +210,7 @@ def run_trial(
     bad = [k for k in folds if not 0 <= k < study.n_folds]
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
-    cache = make_cache(len(study.image_ids), size, study.data.num_classes)
+    cache = study_cache(study, size)  # data layer: decoded once on disk, shared by every trial and fold
     runs = [_fold_run(study, cfg, k, size, device, cache) for k in folds]
     check_output_size(runs[0].model, cfg.model, size)
     start = _resume(runs, resume_from) if resume_from else 0

@@ -1,14 +1,25 @@
-"""A torch dataset over a study's images at the training size, with an in-memory decode cache."""
+"""A torch dataset over a study's images at the training size, read from the study's disk cache.
+
+``study_cache`` decodes every image of the study once per training size into memory-mapped files
+(``trainables/data/cache.py``) that every trial, fold and DataLoader worker shares; ``make_cache`` is
+the older per-trial in-memory cache, kept for callers without a study folder.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from trainables.data.cache import DiskCache
 from trainables.data.formats import SegmentationData
 from trainables.preprocess import resize_image, resize_masks, to_tensor
+
+if TYPE_CHECKING:
+    from trainables.data.study import Study
 
 CACHE_LIMIT_BYTES = 2 * 1024**3  # decode each image once per trial while the set fits in 2 GiB
 
@@ -22,6 +33,11 @@ def make_cache(n_images: int, size: tuple[int, int], classes: int) -> dict | Non
     return {} if per_image * n_images <= CACHE_LIMIT_BYTES else None
 
 
+def study_cache(study: Study, size: tuple[int, int]) -> DiskCache:
+    """The study's decoded images and masks at ``size``, built on first use (by whichever trial is first)."""
+    return DiskCache(study.folder.cache_dir, study.data, study.image_ids, size)
+
+
 class SegmentationDataset(Dataset):
     """(image tensor (3, h, w), mask tensor (C, h, w)) pairs, resized from the source once."""
 
@@ -31,7 +47,7 @@ class SegmentationDataset(Dataset):
         image_ids: list[str],
         size: tuple[int, int],
         augment: A.Compose | None = None,
-        cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        cache: dict[str, tuple[np.ndarray, np.ndarray]] | DiskCache | None = None,
     ) -> None:
         self.data = data
         self.image_ids = list(image_ids)
@@ -46,6 +62,8 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The resized RGB image (h, w, 3) and masks (C, h, w), both uint8."""
         image_id = self.image_ids[index]
+        if isinstance(self._cache, DiskCache):
+            return self._cache.get(image_id)
         if self._cache is not None and image_id in self._cache:
             return self._cache[image_id]
         image = self.data.read_image(image_id)
