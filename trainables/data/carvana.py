@@ -75,6 +75,7 @@ def read_carvana_csv(csv_path: Path, image_dir: Path, problems: Problems) -> Seg
         order="C",
         format="carvana",
         sizes={i: sizes[i] for i in ids},
+        sources={i: f"{csv_path}:{seen[i]}" for i in ids},
     )
 
 

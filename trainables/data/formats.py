@@ -61,6 +61,7 @@ class SegmentationData:
     format: str = ""
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # id -> (h, w) if known
     presence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # id -> (C,) 0/1, if read
+    sources: dict[str, str] = field(default_factory=dict, repr=False)  # id -> "labels.csv:LINE" naming it first
 
     def __len__(self) -> int:
         return len(self.image_ids)

@@ -56,7 +56,7 @@ def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | 
     together with any the CSV names; a row naming a missing image is an error. Images may have any
     size: each RLE is checked against its own image's size.
     """
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     root = Path(root)
     csv_path = root / "train.csv"
     rows = read_label_rows(csv_path)
@@ -65,6 +65,7 @@ def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | 
     rles: dict[tuple[str, int], str] = {}
     seen: dict[tuple[str, int], int] = {}  # pair -> line, empty rows included, to report duplicates
     sizes: dict[str, tuple[int, int]] = {}
+    sources: dict[str, str] = {}
     for image_id, class_id, rle, line in rows.itertuples(index=False):
         where = f"{csv_path}:{line}"
         if not 1 <= class_id <= num_classes:
@@ -82,6 +83,7 @@ def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | 
             )
             continue
         seen[image_id, class_id] = line
+        sources.setdefault(image_id, where)
         if not rle.strip():
             continue
         if image_id not in sizes:
@@ -116,6 +118,7 @@ def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | 
         sample_submission=sample if sample.is_file() else None,
         format="severstal",
         sizes={k: v for k, v in sizes.items() if k not in skipped},
+        sources=sources,
     )
 
 

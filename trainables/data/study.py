@@ -143,7 +143,7 @@ def load_data(config: DataConfig, problems: Problems | None = None) -> Segmentat
     fmt, options = data_format(config)
     if config.root is None:
         raise ValueError(f"data.root must name the data folder for data.format={config.format}")
-    return fmt.read(Path(config.root), options, problems or Problems(config.on_error))
+    return fmt.read(Path(config.root), options, problems if problems is not None else Problems(config.on_error))
 
 
 def _subset(data: SegmentationData, limit: int, seed: int) -> list[str]:
@@ -241,7 +241,8 @@ def check_images(data: SegmentationData, problems: Problems) -> SegmentationData
                 data.masks(image_id, size)
         except (OSError, ValueError) as error:
             message = str(error).removeprefix(f"{path}: ")
-            problems.bad(path, message, image_id)
+            row = f" (listed at {data.sources[image_id]})" if image_id in data.sources else ""
+            problems.bad(path, message + row, image_id)
             bad.add(image_id)
     if not bad:
         return data
