@@ -41,7 +41,8 @@ def make_folds(
     fold = np.empty(len(image_ids), np.int64)
     if single_label:
         classes = labels.argmax(axis=1)
-        smallest = int(np.bincount(classes).min()) if len(classes) else 0
+        counts = np.bincount(classes)
+        smallest = int(counts[counts > 0].min()) if len(classes) else 0
         if smallest < n_folds:
             raise ValueError(f"folds ({n_folds}) must not exceed the images of the rarest class ({smallest})")
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,10 @@ def read_severstal(root: str | Path, num_classes: int = 4, problems: Problems | 
     rles = {key: rle for key, rle in rles.items() if key[0] not in skipped}
     if not image_ids:
         raise ValueError(f"{image_dir}: no images (expected .jpg or .png files)")
+    for image_id in image_ids:  # headers only: the most common size is the training size's reference
+        if image_id not in sizes:
+            with contextlib.suppress(OSError, ValueError):  # decoded (and reported by file) at prepare
+                sizes[image_id] = image_shape(image_dir / image_id)
     shape = common_shape(sizes, image_dir / image_ids[0])
     test_dir = root / "test_images"
     sample = root / "sample_submission.csv"

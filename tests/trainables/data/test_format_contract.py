@@ -168,3 +168,40 @@ def test_carvana_gif_masks_read_like_the_csv(tmp_path):
     for image_id in from_csv.image_ids[:4]:
         np.testing.assert_array_equal(from_csv.masks(image_id), from_gif.masks(image_id))
         assert 0.10 < from_csv.masks(image_id).mean() < 0.25  # the car covers 13-21% of each
+
+
+def test_python_m_trainables_data_lists_every_format_with_its_options():
+    from trainables.data.__main__ import describe
+
+    text = describe()
+    for name in list_formats():
+        fmt = get_format(name)
+        assert f"\n  {name}  [{fmt.kind}" in text
+        for key, _, help_text in fmt.describe_options():
+            assert key in text and help_text in text
+    assert "data.images" in text and "default <storage>/_data/synthetic-96" in text
+
+
+def test_severstal_images_of_mixed_sizes(tmp_path):
+    from trainables.data.severstal import read_severstal
+
+    (tmp_path / "train_images").mkdir()
+    Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(tmp_path / "train_images" / "a.png")
+    Image.fromarray(np.zeros((4, 10, 3), np.uint8)).save(tmp_path / "train_images" / "b.png")
+    Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(tmp_path / "train_images" / "c.png")
+    (tmp_path / "train.csv").write_text("ImageId,ClassId,EncodedPixels\na.png,1,45 4\nb.png,2,37 4\n")
+    data = read_severstal(tmp_path)
+    assert data.shape == (8, 6)  # the most common size: the reference for the training size
+    assert data.masks("b.png").shape == (4, 4, 10) and data.masks("b.png")[1, :, 9].sum() == 4
+    assert data.masks("a.png")[0, 4:, 5].sum() == 4
+    (tmp_path / "train.csv").write_text("ImageId,ClassId,EncodedPixels\nb.png,1,45 4\n")
+    with pytest.raises(ValueError, match=r"train.csv:2: bad EncodedPixels for b.png class 1: RLE run ends at pixel 48, outside the image of 40 pixels"):
+        read_severstal(tmp_path)
+
+
+def test_classes_folds_are_stratified_on_the_class():
+    fmt = get_format("classes")
+    data = fmt.read(shared("neu_det_cls", "IMAGES"), fmt.parse_options({}), Problems())
+    folds = make_folds(data.image_ids, data.labels(), 5, 0, single_label=True)
+    per_fold = pd.crosstab(folds["fold"], [data.class_names[data.labels_by_id[i]] for i in folds["image_id"]])
+    assert (per_fold.to_numpy() == 10).all()  # 50 per class over 5 folds: exactly 10 each
