@@ -221,12 +221,22 @@ def open_study(root: str | Path) -> Study:
         raise FileNotFoundError(f"{path}: not a study folder (run `python -m search.run` to make one)")
     raw = yaml.safe_load(path.read_text()) or {}
     config = StudyConfig(
-        data=DataConfig(**(raw.get("data") or {})),
+        data=_legacy_data(dict(raw.get("data") or {})),
         **{k: raw[k] for k in ("folds", "seed", "oof_scale") if k in raw},
     )
     problems = Problems(config.data.on_error)
     data = load_data(config.data, problems)  # the same rows skipped as when the study was prepared
     return Study(root=root, config=config, data=data, folds=read_folds(StudyFolder(root).folds_csv))
+
+
+def _legacy_data(raw: dict[str, Any]) -> DataConfig:
+    """A study.yaml's data section; one written before formats owned their options (``classes`` and
+    ``images`` side by side for every format) keeps only the options its format declares."""
+    if "options" in raw:
+        return DataConfig(**raw)
+    shared = {k: raw.pop(k) for k in list(raw) if k in SHARED_KEYS}
+    fmt = get_format(str(shared.get("format", DataConfig.format)))
+    return DataConfig(**shared, options={k: v for k, v in raw.items() if k in fmt.option_names()})
 
 
 def check_images(data: SegmentationData, problems: Problems) -> SegmentationData:

@@ -124,3 +124,14 @@ def test_skip_lists_every_bad_row_in_the_study_and_prints_the_count(tmp_path, ca
     assert report.columns.tolist() == ["where", "image_id", "problem"] and len(report) == 4
     assert sorted(study.image_ids) == ["0.png", "1.png", "4.png", "6.png", "7.png"]
     assert any("mask without an image" in p for p in report["problem"])
+
+
+def test_a_study_yaml_from_before_format_options_still_opens(tmp_path):
+    from trainables.data.study import _legacy_data
+
+    old = {"format": "severstal", "root": "/x", "classes": 3, "images": 96, "limit": 0}
+    config = _legacy_data(dict(old))
+    assert config.format == "severstal" and config.options == {"classes": 3} and config.root == "/x"
+    assert _legacy_data({"format": "synthetic", "classes": 4, "images": 32}).options == {"classes": 4, "images": 32}
+    new = {"format": "folder", "root": "/y", "limit": 0, "on_error": "skip", "options": {"mode": "index"}}
+    assert _legacy_data(dict(new)).options == {"mode": "index"} and _legacy_data(dict(new)).on_error == "skip"
