@@ -13,12 +13,15 @@ A child run gets the trial's config as params (never as metrics), each result's 
 
 from __future__ import annotations
 
+import functools
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
@@ -100,6 +103,20 @@ def end_parent(client: MlflowClient, run_id: str, status: str) -> None:
     client.set_terminated(run_id, status)
 
 
+def _tolerant(hook: Callable[..., None]) -> Callable[..., None]:
+    """A tracking store that fails (a server gone, a full disk) costs a warning line, never the search."""
+
+    @functools.wraps(hook)
+    def wrapped(self: TrialRuns, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except (MlflowException, OSError) as error:
+            trial = kwargs.get("trial")
+            print(f"warning: MLflow could not record {hook.__name__} of trial {getattr(trial, 'trial_id', '?')}: {error}", file=sys.stderr)
+
+    return wrapped
+
+
 class TrialRuns(Callback):
     """A Tune callback (runs in the driver) that keeps one MLflow child run per trial, across resumes."""
 
@@ -142,9 +159,11 @@ class TrialRuns(Callback):
             self.client.log_batch(run.info.run_id, params=params[start : start + 100])
         return run.info.run_id
 
+    @_tolerant
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.run_id(trial)
 
+    @_tolerant
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         step = int(result.get("epoch") or result.get("training_iteration") or 0)
         now = int(time.time() * 1000)
@@ -153,9 +172,11 @@ class TrialRuns(Callback):
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id(trial), metrics=metrics[start : start + 1000])
 
+    @_tolerant
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_tag(self.run_id(trial), "retries", str(trial.num_failures))
 
+    @_tolerant
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_id(trial)
         folder = StudyFolder(Path(self.study_dir)).trial(trial.trial_id)
@@ -165,7 +186,9 @@ class TrialRuns(Callback):
         self.client.set_tag(run_id, "outcome", "finished" if folder.complete else "stopped early (ASHA)")
         self.client.set_terminated(run_id, FINISHED)
 
+    @_tolerant
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_id(trial)
-        self.client.set_tags(run_id, {"outcome": "failed", "error_file": str(Path(trial.path) / "error.txt")})
+        tags = {"outcome": "failed", "error_file": str(Path(trial.path) / "error.txt")}
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, FAILED)
