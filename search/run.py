@@ -67,13 +67,14 @@ def prepare(plan: Plan) -> Path:
 def run(plan: Plan) -> int:
     """Search (or continue searching) the study; returns the exit status (see Outcome.status)."""
     study_dir = choose_study(plan)
-    with StudyLock(StudyFolder(study_dir).lock), interrupts_as_ctrl_c():
+    with StudyLock(StudyFolder(study_dir).lock):
         resuming = begun(study_dir)
         prepare(plan)
         client, parent = _open_runs(plan, study_dir, resuming)
         status = FAILED  # what the parent run says if the search ends by an exception
         try:
-            with ray_stopped_after(start_ray(plan)):
+            # after ray.init, which installs its own SIGTERM handler that aborts the driver
+            with ray_stopped_after(start_ray(plan)), interrupts_as_ctrl_c():
                 if resuming:
                     print(f"Resuming study {plan.config.study_name}: finished trials are kept, unfinished ones go on from their last checkpoint")
                     tuner = restore_tuner(plan, study_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import mlflow
@@ -30,6 +31,13 @@ def last_result(search: Search, trial_id: str) -> dict:
     return json.loads(lines[-1])
 
 
+def gone(search: Search, timeout: float = 60) -> bool:
+    deadline = time.time() + timeout
+    while search.our_pids() and time.time() < deadline:
+        time.sleep(1)
+    return not search.our_pids()
+
+
 def test_a_killed_search_run_again_goes_on_without_rerunning_or_duplicating(tmp_path: Path) -> None:
     search = Search(tmp_path)
     try:
@@ -44,6 +52,7 @@ def test_a_killed_search_run_again_goes_on_without_rerunning_or_duplicating(tmp_
         assert second.wait(timeout=300) == 2, search.log(1)
         errors = [line for line in search.log(1).splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and "is being searched by pid" in errors[0] and str(search.study_dir / "search.lock") in errors[0]
+        assert gone(search), [cmdline(pid) for pid in search.our_pids()]  # no Ray process outlived the killed driver
         finished = {t: (search.study_dir / "trials" / t / "metrics.json").stat().st_mtime_ns for t in search.finished()}
         going_on = search.saved_with_checkpoint()
         assert finished and going_on

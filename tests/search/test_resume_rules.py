@@ -90,7 +90,7 @@ def test_local_searches_stay_on_loopback() -> None:
     assert node_ip(None, "127.0.0.3") == "127.0.0.3"
     assert node_ip(None, "127.0.0.1", say=said.append) == LOCAL_LOOPBACK
     assert said and "127.0.0.1" in said[0] and "outward address" in said[0]
-    with pytest.raises(ValueError, match="ray.node_ip must be an IP address"):
+    with pytest.raises(ValueError, match=r"ray\.node_ip must be an IP address"):
         node_ip(None, "localhost")
 
 
