@@ -1,6 +1,6 @@
 """Which study a search runs in, and whether it continues one: the same command after a crash goes on.
 
-A study folder that holds Ray Tune's ``tuner.pkl`` was searched before. With ``resume=true`` (the
+A study folder that holds Ray Tune's ``tuner.pkl`` and experiment state was searched before. With ``resume=true`` (the
 default) the search continues it, but only with the settings it began with: a study mixing trials
 of two different searches could not be compared or blended honestly, so a change is refused naming
 the key. ``resume=false`` starts a fresh study beside it, ``<study>-2`` (then ``-3`` ...).
@@ -18,6 +18,7 @@ from typing import Any
 from trainables.contract import StudyFolder
 
 TUNER_PKL = "tuner.pkl"  # Ray Tune's own file: present once a search of the study has begun
+EXPERIMENT_STATE = "experiment_state-*.json"  # Ray Tune's saved state of the search, rewritten every few seconds
 RAY_TRIAL_PREFIX = "ray-"  # Tune's folder of a trial in the study: ray-<trial_id>/ (error.txt, checkpoints)
 
 # The settings that define a search: resuming with another value would mix two searches in one study.
@@ -25,8 +26,12 @@ SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_scale", "data", "scheduler",
 
 
 def begun(study_dir: Path) -> bool:
-    """Whether a search of this study has begun (and so can be resumed)."""
-    return (Path(study_dir) / TUNER_PKL).is_file()
+    """Whether a search of this study has begun and saved a state to resume from.
+
+    Tune writes ``tuner.pkl`` when the search is built and its experiment state at the first save: a
+    driver killed between the two left nothing to restore, so that search simply starts again."""
+    study_dir = Path(study_dir)
+    return (study_dir / TUNER_PKL).is_file() and any(study_dir.glob(EXPERIMENT_STATE))
 
 
 def fresh_name(storage: Path, study: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from search import run as search_run
 from search.config import load_plan
 from search.lock import StudyLock
-from search.resume import check_same_search, fresh_name, remove_unrecorded
+from search.resume import begun, check_same_search, fresh_name, remove_unrecorded
 from search.session import LOCAL_LOOPBACK, node_ip
 
 TINY = ["space=quick", "study=s", "data.images=16", "folds=2", "trials=2", "train.epochs=1", "train.scale=0.125"]
@@ -56,7 +56,8 @@ def test_a_read_only_storage_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_resuming_with_other_settings_is_refused_and_resume_false_starts_a_new_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = load_plan([*TINY, f"storage={tmp_path}"])
     study = search_run.prepare(plan)
-    (study / "tuner.pkl").write_bytes(b"")  # as a search that began and was killed leaves it
+    (study / "tuner.pkl").write_bytes(b"")  # as a search that began and was killed leaves them
+    (study / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
     before = (study / "study.yaml").read_text()
     assert search_run.main([*TINY, f"storage={tmp_path}", "trials=3"]) == 2
     assert "this study was searched with trials=2, this command gives 3; run the same settings" in one_line_error(capsys)
@@ -65,6 +66,13 @@ def test_resuming_with_other_settings_is_refused_and_resume_false_starts_a_new_s
     fresh = load_plan([*TINY, f"storage={tmp_path}", "trials=3", "resume=false"])
     assert search_run.choose_study(fresh) == tmp_path / "s-2"
     assert "Study s exists and resume=false: this search is a new study, s-2" in capsys.readouterr().out
+
+
+def test_a_search_killed_before_tune_saved_a_state_starts_again(tmp_path: Path) -> None:
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    assert not begun(tmp_path)
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    assert begun(tmp_path)
 
 
 def test_check_same_search_names_a_nested_key() -> None:
