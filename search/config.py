@@ -26,6 +26,7 @@ class RayConfig:
     cpus_per_trial: float = 0.0  # 0: the cluster's CPUs shared among the trials (at least 1 each)
     gpus_per_trial: float = -1.0  # -1: one GPU per trial when the cluster has GPUs, else none
     max_concurrent: int = 0  # 0: as many as the resources allow
+    retries: int = 2  # a trial whose worker dies is retried this often from its last checkpoint
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SearchConfig:
     description: str = ""
     study: str | None = None  # None: the space's name
     storage: str = "studies"
+    resume: bool = True  # continue the study's interrupted search; false: start a new study <study>-2
     trials: int = 4
     seed: int = 0
     folds: int = 5
@@ -146,6 +148,8 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
     if config.folds < 2:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
+    if config.ray.retries < 0:
+        raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {config.ray.retries}")
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root

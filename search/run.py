@@ -8,64 +8,144 @@ summary: the best trials, the study folder, and the commands to look and to go o
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
-from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.config import Plan, load_plan, resolved
-from search.tuner import make_tuner, start_ray
+from search.lock import StudyLock
+from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
+from search.outcome import Outcome, error_files, outcome
+from search.resume import begun, check_same_search, fresh_name, make_study_folder, remove_unrecorded, trial_id_of
+from search.session import interrupts_as_ctrl_c, ray_stopped_after
+from search.tuner import make_tuner, restore_tuner, start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
-from trainables.data.inspect import log_data_picture
+from trainables.data.inspect import write_data_picture
 from trainables.data.study import StudyConfig, prepare_study, resolve_root
 from trainables.errors import exit_status
 
 
+def choose_study(plan: Plan) -> Path:
+    """The study folder this search runs in: the named one, or with resume=false a new one beside it."""
+    cfg = plan.config
+    if not cfg.resume and cfg.study_dir.exists():
+        name = fresh_name(cfg.study_dir.parent, cfg.study_name)
+        print(f"Study {cfg.study_name} exists and resume=false: this search is a new study, {name}")
+        cfg.study = name
+    make_study_folder(cfg.study_dir)
+    return cfg.study_dir
+
+
 def prepare(plan: Plan) -> Path:
-    """Resolve the data folder, write study.yaml, and fix the split; returns the study folder."""
+    """Resolve the data folder, write study.yaml, and fix the split; returns the study folder.
+
+    A study whose search has begun is continued only with the settings it began with."""
     cfg = plan.config
     cfg.data.root = resolve_root(cfg.data, cfg.storage)  # data.root, or the format's default folder
     cfg.mlflow.uri = resolve_uri(cfg.mlflow.uri)
     cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name
     study_dir = cfg.study_dir
+    folder = StudyFolder(study_dir)
+    if begun(study_dir):
+        check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
     study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale)
     prepare_study(study_dir, study_config)
-    StudyFolder(study_dir).write_config(resolved(plan))
+    folder.write_config(resolved(plan))
     return study_dir
 
 
-def run(plan: Plan) -> list[TrialRecord]:
-    study_dir = prepare(plan)
+def run(plan: Plan) -> int:
+    """Search (or continue searching) the study; returns the exit status (see Outcome.status)."""
+    study_dir = choose_study(plan)
+    with StudyLock(StudyFolder(study_dir).lock):
+        resuming = begun(study_dir)
+        prepare(plan)
+        client, parent = _open_runs(plan, study_dir, resuming)
+        status = FAILED  # what the parent run says if the search ends by an exception
+        try:
+            # after ray.init, which installs its own SIGTERM handler that aborts the driver
+            with ray_stopped_after(start_ray(plan)), interrupts_as_ctrl_c():
+                if resuming:
+                    print(f"Resuming study {plan.config.study_name}: finished trials are kept, unfinished ones go on from their last checkpoint")
+                    tuner = restore_tuner(plan, study_dir)
+                    known = _known_trials(tuner)
+                    if known is not None:
+                        remove_unrecorded(study_dir, known)
+                else:
+                    tuner = make_tuner(plan, study_dir, {"study": str(study_dir)})
+                result = outcome(study_dir, tuner.fit())
+            if result.finished:
+                best = max(result.finished, key=lambda t: t.score)
+                metrics = {"best_oof_score": best.score, "finished_trials": len(result.finished), "failed_trials": len(result.failed)}
+                client.log_batch(parent, metrics=_metrics(metrics))
+            status = KILLED if result.unfinished else FINISHED
+        except KeyboardInterrupt:
+            status = KILLED
+            raise
+        finally:
+            client.set_terminated(parent, status)
+    print_summary(plan, study_dir, result, str(plan.config.mlflow.uri))
+    return result.status
+
+
+def _open_runs(plan: Plan, study_dir: Path, resuming: bool) -> tuple[MlflowClient, str]:
+    """The store and the study's parent run: reopened on resume, after closing a dead driver's runs."""
     uri, experiment = str(plan.config.mlflow.uri), str(plan.config.mlflow.experiment)
-    use_experiment(uri, experiment)
-    with mlflow.start_run(run_name=f"search {plan.config.study_name}") as parent:
-        mlflow.set_tags({"study": str(study_dir), "space": plan.config.space, "kind": "search"})
-        log_data_picture(study_dir)  # data layer: the study's images with their decoded masks, as an artifact
-        mlflow.log_params(clean_params({**to_flat(plan.config), **plan.fixed, **{f"search.{k}": v for k, v in plan.search.items()}}))
-        start_ray(plan)
-        make_tuner(plan, study_dir, uri, experiment, parent.info.run_id).fit()
-        trials = read_trials(study_dir)
-        if trials:
-            best = max(trials, key=lambda t: t.score)
-            mlflow.log_metrics(numeric({"best_oof_score": best.score, "finished_trials": len(trials)}))
-    print_summary(plan, study_dir, trials, uri)
-    return trials
+    experiment_id = use_experiment(uri, experiment)
+    client = MlflowClient(tracking_uri=uri)
+    book = RunBook(study_dir)
+    book.use_store(uri, experiment_id)
+    if resuming:
+        closed = close_left_running(client, experiment_id, study_dir, book)
+        if closed:
+            print(f"Closed {len(closed)} MLflow run(s) a stopped search left RUNNING as KILLED; the trials that go on reopen theirs")
+    tags = {"study": str(study_dir), "space": plan.config.space, "kind": "search"}
+    parent, new = open_parent(client, experiment_id, book, f"search {plan.config.study_name}", tags)
+    if new:
+        params = clean_params({**to_flat(plan.config), **plan.fixed, **{f"search.{k}": v for k, v in plan.search.items()}})
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            client.log_batch(parent, params=items[start : start + 100])
+        # the study's images with their decoded masks drawn over them, to check the data by eye
+        client.log_artifact(parent, str(write_data_picture(study_dir)))
+    return client, parent
 
 
-def print_summary(plan: Plan, study_dir: Path, trials: list[TrialRecord], uri: str) -> None:
+def _metrics(values: dict[str, Any]) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(k, v, now, 0) for k, v in numeric(values).items()]
+
+
+def _known_trials(tuner: Any) -> list[str] | None:
+    """The trial ids the restored search knows, or None if Tune could not tell (then nothing is removed)."""
+    try:
+        return [trial_id_of(r.path) for r in tuner.get_results()]
+    except RuntimeError:
+        return None
+def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> None:
+    trials = result.finished
     print(f"\nStudy {plan.config.study_name}: {len(trials)} finished trial(s) in {study_dir}")
-    if not trials:
-        print("No trial finished: look at the errors above, or in the trial folders under the study.")
-    ranked = sorted(trials, key=lambda t: -t.score)
-    print(f"  {'trial':<18} {'oof score':>9} {'ms/img':>8}  config")
-    for trial in ranked[:5]:
+    if trials:
+        print(f"  {'trial':<18} {'oof score':>9} {'ms/img':>8}  config")
+    for trial in sorted(trials, key=lambda t: -t.score)[:5]:
         varied = {k.split(".")[-1]: _short(trial.config.get(k)) for k in plan.search}
         print(f"  {trial.trial_id:<18} {trial.score:>9.4f} {trial.ms_per_image:>8.1f}  {varied}")
+    if result.failed:
+        print(f"{len(result.failed)} failed trial(s):")
+    for failed in result.failed:
+        print(f"  {failed.trial_id:<18} {failed.error}\n  {'':<18} error file: {failed.error_file}")
     print(f"\nMLflow: {ui_command(uri)}")
-    print(f"Next:   python -m ensembling.select study={study_dir}")
+    if result.unfinished:
+        print(f"Interrupted with {len(result.unfinished)} trial(s) unfinished: run the same command to go on.")
+    elif trials:
+        print(f"Next:   python -m ensembling.select study={study_dir}")
+    else:
+        print(f"No trial finished: the errors are in {error_files(study_dir, result)}")
 
 
 def _short(value: Any) -> Any:
@@ -73,8 +153,12 @@ def _short(value: Any) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    # exit status 1: the search ran but no trial finished (their errors are printed above)
-    return exit_status(lambda: 0 if run(load_plan(argv)) else 1)
+    # exit status 1: the search ran but no trial finished; 130: interrupted (the same command goes on)
+    try:
+        return exit_status(lambda: run(load_plan(argv)))
+    except KeyboardInterrupt:
+        print("\nInterrupted: run the same command to go on from the trials' last checkpoints.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

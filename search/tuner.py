@@ -8,30 +8,35 @@ from typing import Any
 
 import ray
 from ray import tune
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config import Plan
+from search.mlflow_runs import TrialRuns
+from search.resume import RAY_TRIAL_PREFIX
+from search.rungs import ResumableASHA
+from search.session import node_ip
 from search.spaces import domain_values, to_tune
 from trainables.config import ModelConfig, TrainConfig
+from trainables.contract import StudyFolder
 from trainables.tune_edge import tune_trainable
 
 METRIC, MODE = "score", "max"
 
 
-def start_ray(plan: Plan) -> None:
-    """Join the cluster named by ray.address, or start a local Ray."""
+def start_ray(plan: Plan) -> bool:
+    """Join the cluster named by ray.address, or start a local Ray on loopback; True if this call did."""
     # Checkpointing every epoch is the point of a per-epoch report; keep Tune from warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
-        return
+        return False
     args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
     if plan.config.ray.address:
         args["address"] = plan.config.ray.address
-    if plan.config.ray.node_ip:
-        args["_node_ip_address"] = plan.config.ray.node_ip
+    ip = node_ip(plan.config.ray.address, plan.config.ray.node_ip)
+    if ip:
+        args["_node_ip_address"] = ip
     ray.init(**args)
+    return True
 
 
 def _max_epochs(plan: Plan) -> int:
@@ -59,40 +64,48 @@ def trial_name(trial: Any) -> str:
     return f"{trial.trial_id} {arch}/{encoder}"
 
 
-def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, parent_run_id: str) -> tune.Tuner:
+def _trainable(plan: Plan, study_dir: Path) -> Any:
+    return tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
+
+
+def restore_tuner(plan: Plan, study_dir: Path) -> tune.Tuner:
+    """The study's interrupted search: finished trials kept, unfinished and errored ones go on from
+    their last checkpoint, the searcher as Tune saved it, the ASHA rungs from scheduler.json."""
+    return tune.Tuner.restore(str(study_dir), trainable=_trainable(plan, study_dir), resume_unfinished=True, resume_errored=True)
+
+
+def make_tuner(plan: Plan, study_dir: Path, tags: dict[str, str]) -> tune.Tuner:
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
     param_space.setdefault("seed", plan.config.seed)
-    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
     searcher = OptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
-    scheduler = ASHAScheduler(
+    # ASHA compares trials at the epoch they report (it survives a resume, unlike Tune's iteration count).
+    # Tune itself gets no metric: its "current best trial" would name a trial that died after a good epoch.
+    scheduler = ResumableASHA(
+        StudyFolder(study_dir).scheduler_state,
+        time_attr="epoch",
+        metric=METRIC,
+        mode=MODE,
         max_t=epochs,
         grace_period=min(plan.config.scheduler.grace_period, epochs),
         reduction_factor=plan.config.scheduler.reduction_factor,
     )
-    callback = MLflowLoggerCallback(
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        tags={"mlflow.parentRunId": parent_run_id, "study": str(study_dir)},
-        save_artifact=False,
-    )
     return tune.Tuner(
-        trainable,
+        _trainable(plan, study_dir),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode=MODE,
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=plan.config.trials,
             max_concurrent_trials=plan.config.ray.max_concurrent or None,
             trial_name_creator=trial_name,
-            trial_dirname_creator=lambda trial: f"ray-{trial.trial_id}",
+            trial_dirname_creator=lambda trial: f"{RAY_TRIAL_PREFIX}{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
             name=study_dir.name,
             storage_path=str(study_dir.parent),
-            callbacks=[callback],
+            callbacks=[TrialRuns(str(study_dir), tags)],
+            failure_config=tune.FailureConfig(max_failures=plan.config.ray.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=1,
         ),

@@ -83,8 +83,15 @@ def test_search_on_a_cluster_logs_to_a_tracking_server(mlflow_server: str, ray_c
         f"mlflow.uri={mlflow_server}",
     ]
     assert search_run.main(argv) == 0
-    # the trial ran on the cluster, not in a Ray started by the driver
-    assert ray.get_runtime_context().gcs_address == ray_cluster
+    assert not ray.is_initialized()  # the driver disconnected when it ended
+    # the search ran on the cluster, not in a Ray started by the driver: the cluster lists its (ended) job
+    ray.init(address=ray_cluster)
+    try:
+        jobs = ray._private.state.jobs()
+        ours = [j for j in jobs if j["DriverPid"] == os.getpid()]
+        assert len(ours) == 2 and sum(j["IsDead"] for j in ours) == 1, jobs
+    finally:
+        ray.shutdown()
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     runs = client.search_runs([client.get_experiment_by_name("remote").experiment_id])
     trial_runs = [r for r in runs if "oof_score" in r.data.metrics]

@@ -113,6 +113,8 @@ def test_mlflow_recorded_every_trial(flow: dict) -> None:
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("kind") == "search"]
     assert len(parents) == 1
+    # the data picture, to check the decoded masks by eye before trusting any score
+    assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["data.png"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 2
     for child in children:

@@ -5,8 +5,9 @@ fixed split), ``truth.npy`` (the OOF truth), ``data_errors.csv`` (rows ``data.on
 ``cache/`` (decoded images and masks per training size), ``data.png`` (the data picture) and
 ``trials/<trial_id>/``; a trial folder holds
 ``config.yaml``, ``fold<k>/model.safetensors``, ``oof.npy``, ``cost.json`` and ``metrics.json``, the last
-written last and atomically: a folder is complete only once it exists. No other module spells these
-names; writers (``fit``, ``study``) and readers (``store``, ``manifest``, ``export``) all come here.
+written last and atomically: a folder is complete only once it exists. While a search runs, the study
+also holds ``search.lock``, and for resuming ``scheduler.json`` (ASHA's rungs) and ``mlflow_runs.json``
+(the study's MLflow run ids) beside Ray Tune's own files. No other module spells these names; writers (``fit``, ``study``) and readers (``store``, ``manifest``, ``export``) all come here.
 
 Reads are checked: a truncated, empty or foreign file raises :class:`DamagedFile` naming the file and what
 is wrong, so a reader can skip it with one line instead of failing deep inside numpy or safetensors.
@@ -41,6 +42,9 @@ WEIGHTS = "model.safetensors"
 CHECKPOINT_STATE = "state.json"  # inside a Ray checkpoint folder, beside fold<k>/model.safetensors
 SNAPSHOTS = "snapshots"  # trials/<id>/snapshots/<name>/: an extra candidate of the same trial (cyclic low, EMA)
 PICTURES = "pictures"  # trials/<id>/pictures/*.png: what a person looks at (worst and best validation images)
+SEARCH_LOCK = "search.lock"  # held by the one search running on a study: pid, host, start time
+SCHEDULER_STATE = "scheduler.json"  # the ASHA rungs, rewritten on every result so a resumed search prunes alike
+MLFLOW_RUNS = "mlflow_runs.json"  # the study's MLflow parent run and trial_id -> run_id, so a resume reuses them
 
 
 class DamagedFile(ValueError):
@@ -89,6 +93,18 @@ class StudyFolder:
     @property
     def ensemble_json(self) -> Path:
         return self.root / ENSEMBLE_JSON
+
+    @property
+    def lock(self) -> Path:
+        return self.root / SEARCH_LOCK
+
+    @property
+    def scheduler_state(self) -> Path:
+        return self.root / SCHEDULER_STATE
+
+    @property
+    def mlflow_runs(self) -> Path:
+        return self.root / MLFLOW_RUNS
 
     def trial(self, trial_id: str) -> TrialFolder:
         return TrialFolder(self.trials_dir / trial_id)

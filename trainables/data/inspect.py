@@ -147,20 +147,12 @@ def write_picture(path: Path, picture: np.ndarray) -> None:
     write_with(path, write)
 
 
-def log_data_picture(study_root: Path, data: SegmentationData | None = None) -> Path:
-    """Write the study's data picture (contract name) and log it to the active MLflow run, if any.
-
-    The search calls this once when a study starts. MLflow is imported here only: the data layer
-    itself stays free of tracking.
-    """
+def write_data_picture(study_root: Path, data: SegmentationData | None = None) -> Path:
+    """Write the study's data picture (contract name); the search logs it to the study's MLflow run."""
     from trainables.contract import StudyFolder
     from trainables.data.study import open_study
 
     data = data if data is not None else open_study(study_root).data
     path = StudyFolder(Path(study_root)).data_picture
     write_picture(path, data_picture(data))
-    import mlflow
-
-    if mlflow.active_run() is not None:
-        mlflow.log_artifact(str(path))
     return path

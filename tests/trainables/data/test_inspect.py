@@ -74,18 +74,15 @@ def test_inspect_usage_errors(bad, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_data_picture_is_logged_to_the_active_mlflow_run(tmp_path):
-    import mlflow
+def test_data_picture_is_written_where_the_search_logs_it(tmp_path):
+    import cv2
 
     from trainables.contract import StudyFolder
-    from trainables.data.inspect import log_data_picture
+    from trainables.data.inspect import write_data_picture
 
     root, _ = _severstal(tmp_path / "severstal")
     data = load_data(DataConfig(format="severstal", root=str(root)))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("inspect")
-    with mlflow.start_run() as run:
-        path = log_data_picture(tmp_path / "study", data)
-    assert path == StudyFolder(tmp_path / "study").data_picture and path.is_file()
-    artifacts = mlflow.artifacts.list_artifacts(run_id=run.info.run_id)
-    assert [a.path for a in artifacts] == ["data.png"]
+    path = write_data_picture(tmp_path / "study", data)
+    assert path == StudyFolder(tmp_path / "study").data_picture
+    picture = cv2.imread(str(path))
+    assert picture is not None and picture.shape[0] > 100 and picture.shape[1] > 100
