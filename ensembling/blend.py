@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ensembling.counting import blend_levels, count_blend
 from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize
+from trainables.postprocess import PairStats, Tuner, image_probs_from
 
 CHUNK = 32  # images per read: 32 x 4 classes x 64 x 400 uint8 is 3 MB per member at Severstal's 1/4 scale
 
@@ -64,3 +66,66 @@ def _check_shapes(oofs: Sequence[np.ndarray], truth: np.ndarray, used: Sequence[
                 f"OOF {index} has shape {oofs[index].shape} but the truth has {truth.shape}; "
                 "was it written for another split or oof_scale?"
             )
+
+
+class BlendScorer:
+    """The greedy objective: the tuned score (every pair-level step, per class) of blends of OOF arrays.
+
+    ``rows`` restricts scoring to some images (the nested estimate's K-1 folds). Per chunk of images the
+    current blend's uint16 sum is built once, then each candidate costs one fused pass over its bytes
+    (``ensembling.counting``). Components are tuned once the members are chosen, not per candidate.
+    """
+
+    def __init__(
+        self,
+        oofs: Sequence[np.ndarray],
+        truth: np.ndarray,
+        tuner: Tuner,
+        classifier: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        chunk: int = 8,
+    ) -> None:
+        _check_shapes(oofs, truth, range(len(oofs)))
+        self.oofs, self.truth, self.tuner, self.classifier, self.chunk = oofs, truth, tuner, classifier, chunk
+        self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
+        self.area_px = int(truth.shape[2] * truth.shape[3])
+
+    def _windows(self):  # type: ignore[no-untyped-def]
+        contiguous = len(self.rows) and self.rows[-1] - self.rows[0] + 1 == len(self.rows)
+        for start in range(0, len(self.rows), self.chunk):
+            index = self.rows[start : start + self.chunk]
+            yield slice(int(index[0]), int(index[-1]) + 1) if contiguous else index
+
+    def sums(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[np.ndarray]:
+        """The tuner's sums for the blend ``counts`` plus one of each candidate (None: as it is)."""
+        if None in candidates and not counts:
+            raise ValueError("candidate None scores the blend as it is, which needs at least one member in counts")
+        weight = sum(counts.values())
+        totals: list[np.ndarray | None] = [None] * len(candidates)
+        thresholds = self.tuner.threshold.grid
+        for window in self._windows():
+            truth = np.asarray(self.truth[window])
+            base = None
+            for index, count in counts.items():
+                part = np.asarray(self.oofs[index][window]).astype(np.uint16) * np.uint16(count)
+                base = part if base is None else base + part
+            classifier = None if self.classifier is None else self.classifier[window]
+            for i, candidate in enumerate(candidates):
+                cand = None if candidate is None else np.asarray(self.oofs[candidate][window])
+                pred, inter, area, top = count_blend(base, weight + (candidate is not None), cand, truth, thresholds)
+                stats = PairStats(pred, inter, area, image_probs_from(top, classifier), self.area_px)
+                part = self.tuner.sums(stats)
+                totals[i] = part if totals[i] is None else totals[i] + part
+        return totals  # type: ignore[return-value]
+
+    def scores(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[float]:
+        return [float(self.tuner.best(s)[1].mean()) for s in self.sums(counts, candidates)]
+
+    def blend_chunks(self, counts: Mapping[int, int]):  # type: ignore[no-untyped-def]
+        """(probs_u8, truth, classifier) chunks of the blend ``counts``: the input of component tuning."""
+        weight = sum(counts.values())
+        table = blend_levels(weight)
+        for window in self._windows():
+            total = sum(np.asarray(self.oofs[i][window]).astype(np.uint16) * np.uint16(c) for i, c in counts.items())
+            classifier = None if self.classifier is None else self.classifier[window]
+            yield table[total], np.asarray(self.truth[window]), classifier

@@ -112,3 +112,22 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
         candidate_grids([oofs[0], longer], truth, {0: 1}, [1])
     with pytest.raises(ValueError, match="candidate 3 is out of range: there are 3 OOF arrays"):
         candidate_grids(oofs, truth, {0: 1}, [3])
+
+
+@pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
+def test_blend_scorer_equals_tuning_the_blend_itself(data, rows) -> None:
+    from ensembling.blend import BlendScorer
+    from ensembling.counting import blend_levels
+    from trainables.postprocess import Tuner, tune_arrays
+
+    oofs, truth = data
+    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4)
+    counts = {0: 2, 2: 1}
+    scores = scorer.scores(counts, [None, 1, 0])
+    pick = slice(None) if rows is None else rows
+    for candidate, score in zip([None, 1, 0], scores, strict=True):
+        with_one = dict(counts) if candidate is None else {**counts, candidate: counts.get(candidate, 0) + 1}
+        total = sum(oofs[i].astype(np.int64) * c for i, c in with_one.items())
+        probs = blend_levels(sum(with_one.values()))[total]
+        want = tune_arrays(probs[pick], truth[pick], "iou_dataset", components_too=False)
+        assert score == pytest.approx(want.score, abs=1e-12)
