@@ -33,19 +33,37 @@ def bin_table(weight: int, thresholds: np.ndarray) -> np.ndarray:
 if numba is not None:
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _count_numba(base, cand, truth, table, bins, hist_all, hist_pos, max_sum):  # pragma: no cover - compiled
+    def _count_numba(base, cand, truth, table, smin, hist_all, hist_pos, max_sum):  # pragma: no cover - compiled
+        """Two passes per pair: a vectorized max; the histogram only where some pixel passes the lowest
+        threshold, and there only over those pixels (real OOF is mostly near 0, so most of a step is pass one)."""
         pairs, pixels = cand.shape
         for p in numba.prange(pairs):
             top = 0
             for j in range(pixels):
                 s = base[p, j] + cand[p, j]
-                b = table[s]
-                hist_all[p, b] += 1
-                if truth[p, j]:
-                    hist_pos[p, b] += 1
-                if s > top:
-                    top = s
+                top = max(top, s)
             max_sum[p] = top
+            positives = 0
+            for j in range(pixels):
+                positives += truth[p, j]
+            if top < smin:  # every pixel is under every threshold
+                hist_all[p, 0] = pixels
+                hist_pos[p, 0] = positives
+                continue
+            above = 0
+            for j in range(pixels):
+                s = base[p, j] + cand[p, j]
+                if s >= smin:
+                    b = table[s]
+                    hist_all[p, b] += 1
+                    above += 1
+                    if truth[p, j]:
+                        hist_pos[p, b] += 1
+            hist_all[p, 0] = pixels - above
+            placed = 0
+            for b in range(1, hist_pos.shape[1]):
+                placed += hist_pos[p, b]
+            hist_pos[p, 0] = positives - placed
 
 
 def count_blend(
@@ -72,7 +90,9 @@ def count_blend(
         hist_all = np.zeros((pairs, bins), np.int64)
         hist_pos = np.zeros((pairs, bins), np.int64)
         max_sum = np.zeros(pairs, np.int64)
-        _count_numba(base2, cand2, truth2.view(np.uint8) if truth2.dtype == np.bool_ else truth2, table, bins, hist_all, hist_pos, max_sum)
+        smin = int(np.argmax(table > 0)) if table[-1] > 0 else len(table)  # the lowest sum passing any threshold
+        truth_u8 = truth2.view(np.uint8) if truth2.dtype == np.bool_ else (truth2 != 0).view(np.uint8)
+        _count_numba(base2, cand2, truth_u8, table, smin, hist_all, hist_pos, max_sum)
     else:
         s = base2.astype(np.int64) + cand2
         index = np.arange(pairs)[:, None] * bins + table[s]
