@@ -14,6 +14,8 @@ from ensembling.select import main, run
 from trainables.contract import StudyFolder
 from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
 
+pytestmark = pytest.mark.slow  # MLflow and a real study: ~35 s
+
 CONFIG = {"model.arch": "Unet", "model.encoder": "resnet18", "train.scale": 0.125, "tta": "none"}
 
 
