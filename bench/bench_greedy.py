@@ -28,7 +28,7 @@ CLASSES, H, W = 4, 64, 400
 SEVERSTAL_IMAGES, SEVERSTAL_CANDIDATES = 12568, 50
 
 
-def make_data(images: int, candidates: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+def make_data(images: int, candidates: int, seed: int = 0, noise: int = 16) -> tuple[list[np.ndarray], np.ndarray]:
     """Sparse blobs as truth (1 pair in 8); candidates see them at ~0.67 and fire on a few false blobs, with
     low noise elsewhere: like real OOF, most pixels sit near 0 and most pairs have no pixel over 0.1."""
     rng = np.random.default_rng(seed)
@@ -40,8 +40,8 @@ def make_data(images: int, candidates: int, seed: int = 0) -> tuple[list[np.ndar
     base = truth.astype(np.int16) * 170
     oofs = []
     for _ in range(candidates):
-        noise = rng.integers(0, 16, truth.shape, dtype=np.int16) - 4
-        oof = np.clip(base + noise, 0, 255).astype(np.uint8)
+        jitter = rng.integers(0, noise, truth.shape, dtype=np.int16) - 4
+        oof = np.clip(base + jitter, 0, 255).astype(np.uint8)
         for _ in range(images // 8):  # false alarms
             i, c, y, x = rng.integers(images), rng.integers(CLASSES), rng.integers(0, H - 8), rng.integers(0, W - 20)
             oof[i, c, y : y + 6, x : x + 16] = 120
@@ -64,38 +64,45 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def run_cpu(args: argparse.Namespace) -> dict:
+    import ensembling.blend as blend
     from ensembling import counting
     from ensembling.blend import BlendScorer
     from trainables.postprocess import Tuner
 
-    oofs, truth = make_data(args.images, args.candidates)
+    oofs, truth = make_data(args.images, args.candidates, noise=args.noise)
     counts = {0: 1, 1: 1}
-    step_bytes = (args.candidates + len(counts) + 1) * truth.nbytes
+    dense_bytes = (args.candidates + len(counts) + 1) * truth.nbytes
     bandwidth = copy_bandwidth()
-    floor = step_bytes / bandwidth
+    scale = (SEVERSTAL_CANDIDATES + len(counts) + 1) * SEVERSTAL_IMAGES / ((args.candidates + len(counts) + 1) * args.images)
+    everyone = list(range(args.candidates))
     rows = []
-    for name, use_numba in (("numba (fused, parallel over pairs)", True), ("numpy (bincount)", False)):
+    # compact: the pixels where some candidate reaches the lowest threshold, gathered once
+    scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk)
+    gather = _timed(scorer.compact_chunks)
+    chunks = scorer.compact_chunks()
+    compact_bytes = sum(c.nbytes for c in chunks) + sum(2 * c.values.shape[1] for c in chunks)  # + the uint16 base
+    scorer.sums(counts, [0])  # warm-up (numba compiles)
+    seconds = min(_timed(lambda: scorer.sums(counts, everyone)) for _ in range(args.repeats))
+    rows.append({"path": "compact + numba (the default)", "bytes": compact_bytes, "seconds": seconds, "floor_seconds": compact_bytes / bandwidth,
+                 "ratio": seconds / (compact_bytes / bandwidth), "severstal_step_seconds": seconds * scale, "gather_seconds": gather,
+                 "kept_share": sum(c.values.shape[1] for c in chunks) / truth.size})
+    for name, use_numba in (("dense + numba", True), ("dense + numpy (bincount)", False)):
         if use_numba and counting.numba is None:
             continue
-        scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk)
-        original = counting.count_blend
-
-        def patched(*a, _use=use_numba, _f=original, **k):  # type: ignore[no-untyped-def]
-            return _f(*a, use_numba=_use, **k)
-
-        import ensembling.blend as blend
-
-        blend.count_blend = patched
-        scorer.sums(counts, [0])  # warm-up: compiles numba, touches the pages
-        seconds = min(_timed(lambda s=scorer: s.sums(counts, list(range(args.candidates)))) for _ in range(args.repeats))
-        blend.count_blend = original
-        per_byte = seconds / step_bytes
-        full_bytes = (SEVERSTAL_CANDIDATES + len(counts) + 1) * SEVERSTAL_IMAGES * CLASSES * H * W
-        rows.append({"path": name, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor,
-                     "severstal_step_seconds": per_byte * full_bytes})
-    active = float(np.mean([(o.reshape(-1, H * W) >= 26).any(axis=1).mean() for o in oofs]))
-    return {"mode": "cpu", "active_pairs": active, "images": args.images, "candidates": args.candidates, "step_bytes": step_bytes,
-            "copy_bandwidth_GBps": bandwidth / 1e9, "threads": os.cpu_count(), "machine": platform.processor() or platform.machine(), "rows": rows}
+        scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk, compact=False)
+        original = blend.count_blend
+        blend.count_blend = lambda *a, _use=use_numba, _f=original, **k: _f(*a, use_numba=_use, **k)
+        try:
+            scorer.sums(counts, [0])
+            seconds = min(_timed(lambda s=scorer: s.sums(counts, everyone)) for _ in range(args.repeats))
+        finally:
+            blend.count_blend = original
+        rows.append({"path": name, "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
+                     "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"mode": "cpu", "images": args.images, "candidates": args.candidates, "noise": args.noise, "step_bytes": dense_bytes,
+            "copy_bandwidth_GBps": bandwidth / 1e9, "threads": os.cpu_count(), "load_average": load,
+            "machine": platform.processor() or platform.machine(), "rows": rows}
 
 
 def run_gpu(args: argparse.Namespace) -> dict:
@@ -145,13 +152,18 @@ def print_table(result: dict) -> None:
     where = result.get("device") or f"{result['machine']}, {result['threads']} cores"
     print(f"one greedy step: {result['images']} images x {CLASSES} x {H}x{W}, {result['candidates']} candidates, "
           f"{result['step_bytes'] / 1e9:.2f} GB to read; copy bandwidth {result['copy_bandwidth_GBps']:.1f} GB/s ({where})")
-    print(f"{'path':<40} {'step ms':>10} {'floor ms':>10} {'ratio':>7}  extra")
+    if "load_average" in result:
+        print(f"load average while measuring: {result['load_average']:.1f} on {result['threads']} cores")
+    print(f"{'path':<40} {'read MB':>9} {'step ms':>10} {'floor ms':>10} {'ratio':>7}  extra")
     for row in result["rows"]:
         if "error" in row:
             print(f"{row['path']:<40} {'-':>10} {'-':>10} {'-':>7}  {row['error']}")
             continue
         extra = f"Severstal x 50: {row['severstal_step_seconds']:.0f} s/step" if "severstal_step_seconds" in row else f"counts match CPU: {row['counts_match_cpu']}"
-        print(f"{row['path']:<40} {1000 * row['seconds']:>10.1f} {1000 * row['floor_seconds']:>10.1f} {row['ratio']:>7.2f}  {extra}")
+        if "gather_seconds" in row:
+            extra += f"; kept {100 * row['kept_share']:.1f}% of pixels, gathered once in {row['gather_seconds']:.1f} s"
+        read = row.get("bytes", result["step_bytes"]) / 1e6
+        print(f"{row['path']:<40} {read:>9.1f} {1000 * row['seconds']:>10.1f} {1000 * row['floor_seconds']:>10.1f} {row['ratio']:>7.2f}  {extra}")
 
 
 def main() -> None:
@@ -160,6 +172,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="default: 1024 (cpu), 12568 (gpu)")
     parser.add_argument("--candidates", type=int, default=None, help="default: 8 (cpu), 16 (gpu)")
     parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--noise", type=int, default=16, help="background values are uniform in [0, noise - 4): 16 keeps ~0%%, 40 ~10%% of pixels")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

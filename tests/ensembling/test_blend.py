@@ -114,14 +114,15 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
         candidate_grids(oofs, truth, {0: 1}, [3])
 
 
+@pytest.mark.parametrize("compact", [True, False])
 @pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
-def test_blend_scorer_equals_tuning_the_blend_itself(data, rows) -> None:
+def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact) -> None:
     from ensembling.blend import BlendScorer
     from ensembling.counting import blend_levels
     from trainables.postprocess import Tuner, tune_arrays
 
     oofs, truth = data
-    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4)
+    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact)
     counts = {0: 2, 2: 1}
     scores = scorer.scores(counts, [None, 1, 0])
     pick = slice(None) if rows is None else rows
@@ -131,3 +132,34 @@ def test_blend_scorer_equals_tuning_the_blend_itself(data, rows) -> None:
         probs = blend_levels(sum(with_one.values()))[total]
         want = tune_arrays(probs[pick], truth[pick], "iou_dataset", components_too=False)
         assert score == pytest.approx(want.score, abs=1e-12)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
+    """Low values everywhere but a few blobs: most pixels are left out, the scores must not move."""
+    from ensembling import compact
+    from ensembling.blend import BlendScorer
+    from trainables.postprocess import Tuner
+
+    if use_numba and compact.numba is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(7)
+    truth = np.zeros((10, 3, 12, 16), np.uint8)
+    truth[::3, 1, 2:6, 3:9] = 1
+    oofs = [np.clip(truth * rng.integers(100, 250) + rng.integers(0, 30, truth.shape), 0, 255).astype(np.uint8) for _ in range(4)]
+    dense = BlendScorer(oofs, truth, Tuner(), chunk=3, compact=False)
+    sparse = BlendScorer(oofs, truth, Tuner(), chunk=3, compact=True)
+    original = compact.count_compact
+    compact.count_compact = lambda *a, **k: original(*a, use_numba=use_numba, **k)
+    try:
+        import ensembling.blend as blend
+
+        blend.count_compact = compact.count_compact
+        for counts in ({}, {0: 1}, {1: 2, 3: 1}):
+            candidates = [None, 0, 1, 2, 3] if counts else [0, 1, 2, 3]
+            assert sparse.scores(counts, candidates) == pytest.approx(dense.scores(counts, candidates), abs=1e-12)
+        kept = sum(c.values.shape[1] for c in sparse.compact_chunks())
+        assert kept < truth.size / 2  # the point: most pixels never need reading again
+    finally:
+        blend.count_compact = original
+        compact.count_compact = original

@@ -91,19 +91,32 @@ class Tuner:
         return [s.name for s in self.steps]
 
     def sums(self, stats: PairStats) -> np.ndarray:
-        """(C, X, V_1, ..., V_k, K): the metric's pair values summed over the pairs, for every setting."""
-        v1 = self.metric.pair_values(stats.pred.astype(np.float64), stats.inter.astype(np.float64), stats.truth[..., None].astype(np.float64))
+        """(C, X, V_1, ..., V_k, K): the metric's pair values summed over the pairs, for every setting.
+
+        A pair whose mask is empty at every X scores the same whatever the steps do (its wiped value), so
+        only pairs with some mask go through the outer product of the step grids: the rest are one sum.
+        """
         zero = np.zeros_like(stats.truth, np.float64)
         v0 = self.metric.pair_values(zero, zero, stats.truth.astype(np.float64))  # (n, C, K): the wiped mask
-        n, classes, x = stats.pred.shape
-        kept = np.ones((n, classes, x), np.float64)
-        for step in self.pair_steps:  # an outer product: one new axis per pair step
-            keep = step.keep(stats, step.grid)
-            kept = kept[..., None] * keep.reshape(keep.shape[:3] + (1,) * (kept.ndim - 3) + keep.shape[3:])
-        delta = v1 - v0[:, :, None, :]  # (n, C, X, K)
-        letters = "abcdefgh"[: kept.ndim - 3]
-        varying = np.einsum(f"ncx{letters},ncxk->cx{letters}k", kept, delta, optimize=True)
-        return varying + v0.sum(axis=0).reshape(classes, *([1] * (kept.ndim - 2)), -1)
+        _, classes, x = stats.pred.shape
+        keeps = [step.keep(stats, step.grid) for step in self.pair_steps]  # (n, C, X or 1, V_s)
+        grid_shape = tuple(k.shape[-1] for k in keeps)
+        out = np.zeros((classes, x, *grid_shape, v0.shape[-1]))
+        out += v0.sum(axis=0).reshape(classes, *([1] * (1 + len(grid_shape))), -1)
+        letters = "abcdefgh"[: len(keeps)]
+        for c in range(classes):
+            live = (stats.pred[:, c] > 0).any(axis=1)
+            if not live.any():
+                continue
+            pred, inter = stats.pred[live, c].astype(np.float64), stats.inter[live, c].astype(np.float64)
+            truth = stats.truth[live, c].astype(np.float64)
+            delta = self.metric.pair_values(pred, inter, truth[:, None]) - v0[live, c][:, None, :]  # (m, X, K)
+            kept = np.ones((int(live.sum()), x))
+            for keep in keeps:  # an outer product: one new axis per pair step
+                k = keep[live, c].astype(np.float64)
+                kept = kept[..., None] * k.reshape(k.shape[:2] + (1,) * (kept.ndim - 2) + k.shape[2:])
+            out[c] += np.einsum(f"mx{letters},mxk->x{letters}k", kept, delta, optimize=True)
+        return out
 
     def best(self, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per class, the index of the best setting (first on ties) and its score."""
