@@ -110,11 +110,13 @@ def run_gpu(args: argparse.Namespace) -> dict:
 
     from ensembling.counting_gpu import PATHS, device_copy_bandwidth, reference_counts
 
-    if not torch.cuda.is_available():
-        raise SystemExit("error: gpu mode needs CUDA; run `python bench/bench_greedy.py cpu` here")
-    device = torch.device("cuda")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: gpu mode needs CUDA; run `python bench/bench_greedy.py cpu` here (or gpu --device cpu for a dry run)")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     pairs = args.images * CLASSES
     rng = torch.Generator(device=device).manual_seed(0)
+    started = time.perf_counter()
     truth = (torch.rand((pairs, H * W), device=device, generator=rng) < 0.03).to(torch.uint8)
     cands = torch.randint(0, 12, (args.candidates, pairs, H * W), device=device, dtype=torch.uint8, generator=rng)
     for k in range(args.candidates):
@@ -122,7 +124,7 @@ def run_gpu(args: argparse.Namespace) -> dict:
     base = cands[0].to(torch.int16) + cands[1].to(torch.int16)  # the blend holds two members
     weight = 3
     step_bytes = args.candidates * pairs * H * W + base.numel() * 2 + truth.numel()
-    bandwidth = device_copy_bandwidth(device)
+    bandwidth = device_copy_bandwidth(device, nbytes=1 << 31 if device.type == "cuda" else 1 << 26)
     floor = step_bytes / bandwidth
     # correctness first: every path's counts equal the CPU reference on a slice
     check = slice(0, min(pairs, 64))
@@ -133,19 +135,20 @@ def run_gpu(args: argparse.Namespace) -> dict:
             got = path(base[check], weight, cands[2:3, check], truth[check])
             ok = all(np.array_equal(g[0].cpu().numpy(), w) for g, w in zip(got, want, strict=True))
             path(base, weight, cands[:1], truth)  # warm-up / compile
-            torch.cuda.synchronize()
+            sync()
             times = []
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 path(base, weight, cands, truth)
-                torch.cuda.synchronize()
+                sync()
                 times.append(time.perf_counter() - start)
             seconds = min(times)
             rows.append({"path": name, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor, "counts_match_cpu": ok})
         except Exception as error:  # a path that cannot run here is reported, not fatal
             rows.append({"path": name, "error": f"{type(error).__name__}: {str(error)[:300]}"})
-    return {"mode": "gpu", "device": torch.cuda.get_device_name(device), "images": args.images, "candidates": args.candidates,
-            "step_bytes": step_bytes, "copy_bandwidth_GBps": bandwidth / 1e9, "torch": torch.__version__, "rows": rows}
+    return {"mode": "gpu", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)", "images": args.images, "candidates": args.candidates,
+            "step_bytes": step_bytes, "copy_bandwidth_GBps": bandwidth / 1e9, "torch": torch.__version__, "rows": rows,
+            "wall_seconds": time.perf_counter() - started}
 
 
 def print_table(result: dict) -> None:
@@ -175,6 +178,7 @@ def main() -> None:
     parser.add_argument("--noise", type=int, default=16, help="background values are uniform in [0, noise - 4): 16 keeps ~0%%, 40 ~10%% of pixels")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--device", default="cuda", help="gpu mode: cuda, or cpu for a dry run (Triton then needs TRITON_INTERPRET=1)")
     args = parser.parse_args()
     args.images = args.images or (1024 if args.mode == "cpu" else SEVERSTAL_IMAGES)
     args.candidates = args.candidates or (8 if args.mode == "cpu" else 16)

@@ -108,18 +108,21 @@ PATHS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
 
 def device_copy_bandwidth(device: torch.device, nbytes: int = 1 << 31, repeats: int = 5) -> float:
     """Bytes per second a device-to-device copy moves (reads + writes), best of a few."""
+    import time
+
     src = torch.ones(nbytes, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    torch.cuda.synchronize(device)
     best = float("inf")
     for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
         dst.copy_(src)
-        end.record()
-        torch.cuda.synchronize(device)
-        best = min(best, start.elapsed_time(end) / 1000)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
     del src, dst
-    torch.cuda.empty_cache()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return 2 * nbytes / best
