@@ -89,12 +89,13 @@ class BlendScorer:
         chunk: int = 8,
         compact: bool = True,
         max_compact_bytes: int = 4 << 30,
+        max_kept_share: float = 0.4,
     ) -> None:
         _check_shapes(oofs, truth, range(len(oofs)))
         self.oofs, self.truth, self.tuner, self.classifier, self.chunk = oofs, truth, tuner, classifier, chunk
         self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
         self.area_px = int(truth.shape[2] * truth.shape[3])
-        self.compact, self.max_compact_bytes = compact, max_compact_bytes
+        self.compact, self.max_compact_bytes, self.max_kept_share = compact, max_compact_bytes, max_kept_share
         self._chunks: list[CompactChunk] | None = None
 
     def compact_chunks(self) -> list[CompactChunk] | None:
@@ -105,8 +106,11 @@ class BlendScorer:
             for window in tqdm(list(self._windows(COMPACT_CHUNK)), desc="gathering the pixels that can matter", unit="chunk", leave=False, disable=len(self.rows) < 2048):
                 chunks.append(compact_chunk(self.oofs, self.truth, window, level))
                 size += chunks[-1].nbytes
-                if size > self.max_compact_bytes:
-                    self.compact = False  # too many pixels can matter: the dense pass reads everything each step
+                kept = chunks[-1].values.shape[1] / (chunks[-1].kept_per_pair.size * chunks[-1].pixels)
+                if size > self.max_compact_bytes or kept > self.max_kept_share:
+                    # Too many pixels can matter (poorly calibrated models keep the background over the lowest
+                    # threshold): the gather would cost more than it saves, so every step reads all pixels.
+                    self.compact = False
                     return None
             self._chunks = chunks
         return self._chunks
