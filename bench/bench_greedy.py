@@ -77,7 +77,7 @@ def run_cpu(args: argparse.Namespace) -> dict:
     everyone = list(range(args.candidates))
     rows = []
     # compact: the pixels where some candidate reaches the lowest threshold, gathered once
-    scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk)
+    scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk, max_kept_share=1.0)
     gather = _timed(scorer.compact_chunks)
     chunks = scorer.compact_chunks()
     compact_bytes = sum(c.nbytes for c in chunks) + sum(2 * c.values.shape[1] for c in chunks)  # + the uint16 base
