@@ -27,6 +27,7 @@ from ensembling.manifest import build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate
 from ensembling.store import TrialRecord, read_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.contract import DamagedFile
 from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
 from trainables.metrics import get_metric
@@ -65,7 +66,13 @@ def study_metric(study: Study) -> str:
 
 def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | None]:
     """Segmentation candidates (trials and snapshots) and the best classification trial (2-D OOF), if any."""
-    found = with_snapshots(usable_trials(study))
+    found = []
+    for candidate in with_snapshots(usable_trials(study)):
+        try:
+            candidate.oof()
+            found.append(candidate)
+        except (DamagedFile, FileNotFoundError) as error:  # a damaged snapshot costs its candidate, not the selection
+            print(f"skipped {candidate.candidate_id}: {error}", file=sys.stderr)
     shape = study.truth().shape
     segmenters = [t for t in found if t.oof().shape == shape]
     classifiers = [t for t in found if t.oof().shape == shape[:2]]
