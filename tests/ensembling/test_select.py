@@ -78,15 +78,20 @@ def test_a_snapshot_equal_to_the_truth_is_chosen_alone_and_logged_under_the_sear
     assert {"budget_curve.png", "per_class.json", "ensemble.json"} <= artifacts
 
 
-def test_nested_estimate_is_below_the_oof_score_without_the_perfect_snapshot(study_dir: Path, tmp_path: Path) -> None:
+def test_nested_estimate_is_below_the_oof_score_without_the_perfect_snapshot(study_dir: Path, tmp_path: Path, capsys) -> None:
     import shutil
 
     copy = tmp_path / "s"
     shutil.copytree(study_dir, copy)
     shutil.rmtree(copy / "trials" / "t0" / "snapshots")
+    broken = copy / "trials" / "t1" / "snapshots" / "broken"  # complete, but its OOF is truncated
+    broken.mkdir(parents=True)
+    (broken / "oof.npy").write_bytes(b"\x93NUMPY")
+    (broken / "metrics.json").write_text("{}")
     manifest = run({"study": str(copy), "budget.device": 1.0, "greedy.bags": 2, "greedy.bag_fraction": 1.0})
     assert manifest["nested_score"] < manifest["oof_score"]
     assert all(m["snapshot"] is None for m in manifest["members"])
+    assert "skipped t1/broken:" in capsys.readouterr().err
 
 
 def test_budget_on_the_target_device(study_dir: Path, capsys) -> None:
