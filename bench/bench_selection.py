@@ -70,7 +70,7 @@ def study(args: argparse.Namespace) -> None:
 
     opened = open_study(args.study)
     candidates, _ = split_candidates(opened)
-    scorer = BlendScorer([c.oof() for c in candidates], opened.truth(), Tuner())
+    scorer = BlendScorer([c.oof() for c in candidates], opened.truth(), Tuner(), max_kept_share=1.0)
     chunks = scorer.compact_chunks()
     kept = sum(c.values.shape[1] for c in chunks) / opened.truth().size
     print(f"{args.study}: {len(candidates)} candidates, OOF {opened.truth().shape}, kept {100 * kept:.2f}% of pixels")
