@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
-from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize
+from ensembling.compact import CompactChunk, compact_chunk, count_compact
+from ensembling.counting import blend_levels, count_blend
+from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
+from trainables.postprocess import PairStats, Tuner, image_probs_from
 
+COMPACT_CHUNK = 256  # images gathered at a time: 256 x 4 x 64 x 400 is 26 MB per candidate read
 CHUNK = 32  # images per read: 32 x 4 classes x 64 x 400 uint8 is 3 MB per member at Severstal's 1/4 scale
 
 
@@ -64,3 +69,113 @@ def _check_shapes(oofs: Sequence[np.ndarray], truth: np.ndarray, used: Sequence[
                 f"OOF {index} has shape {oofs[index].shape} but the truth has {truth.shape}; "
                 "was it written for another split or oof_scale?"
             )
+
+
+class BlendScorer:
+    """The greedy objective: the tuned score (every pair-level step, per class) of blends of OOF arrays.
+
+    ``rows`` restricts scoring to some images (the nested estimate's K-1 folds). Per chunk of images the
+    current blend's uint16 sum is built once, then each candidate costs one fused pass over its bytes
+    (``ensembling.counting``). Components are tuned once the members are chosen, not per candidate.
+    """
+
+    def __init__(
+        self,
+        oofs: Sequence[np.ndarray],
+        truth: np.ndarray,
+        tuner: Tuner,
+        classifier: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        chunk: int = 8,
+        compact: bool = True,
+        max_compact_bytes: int = 4 << 30,
+        max_kept_share: float = 0.4,
+    ) -> None:
+        _check_shapes(oofs, truth, range(len(oofs)))
+        self.oofs, self.truth, self.tuner, self.classifier, self.chunk = oofs, truth, tuner, classifier, chunk
+        self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
+        self.area_px = int(truth.shape[2] * truth.shape[3])
+        self.compact, self.max_compact_bytes, self.max_kept_share = compact, max_compact_bytes, max_kept_share
+        self._chunks: list[CompactChunk] | None = None
+
+    def compact_chunks(self) -> list[CompactChunk] | None:
+        """The pixels that can matter (``ensembling.compact``), gathered on first use; None past the memory cap."""
+        if self.compact and self._chunks is None:
+            level = int(threshold_levels(self.tuner.threshold.grid).min())
+            chunks, size = [], 0
+            for window in tqdm(list(self._windows(COMPACT_CHUNK)), desc="gathering the pixels that can matter", unit="chunk", leave=False, disable=len(self.rows) < 2048):
+                chunks.append(compact_chunk(self.oofs, self.truth, window, level))
+                size += chunks[-1].nbytes
+                kept = chunks[-1].values.shape[1] / (chunks[-1].kept_per_pair.size * chunks[-1].pixels)
+                if size > self.max_compact_bytes or kept > self.max_kept_share:
+                    # Too many pixels can matter (poorly calibrated models keep the background over the lowest
+                    # threshold): the gather would cost more than it saves, so every step reads all pixels.
+                    self.compact = False
+                    return None
+            self._chunks = chunks
+        return self._chunks
+
+    def _windows(self, size: int | None = None):  # type: ignore[no-untyped-def]
+        contiguous = len(self.rows) and self.rows[-1] - self.rows[0] + 1 == len(self.rows)
+        size = size or self.chunk
+        for start in range(0, len(self.rows), size):
+            index = self.rows[start : start + size]
+            yield slice(int(index[0]), int(index[-1]) + 1) if contiguous else index
+
+    def sums(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[np.ndarray]:
+        """The tuner's sums for the blend ``counts`` plus one of each candidate (None: as it is)."""
+        if None in candidates and not counts:
+            raise ValueError("candidate None scores the blend as it is, which needs at least one member in counts")
+        weight = sum(counts.values())
+        if weight + 1 > 257:  # uint16 sums: 257 x 255 would overflow
+            raise ValueError(f"a blend of {weight + 1} picks overflows the uint16 sums; lower max_steps or greedy.bags")
+        totals: list[np.ndarray | None] = [None] * len(candidates)
+        thresholds = self.tuner.threshold.grid
+        chunks = self.compact_chunks()
+        if chunks is not None:
+            return self._compact_sums(chunks, counts, candidates)
+        for window in self._windows():
+            truth = np.asarray(self.truth[window])
+            base = None
+            for index, count in counts.items():
+                part = np.asarray(self.oofs[index][window]).astype(np.uint16) * np.uint16(count)
+                base = part if base is None else base + part
+            classifier = None if self.classifier is None else self.classifier[window]
+            for i, candidate in enumerate(candidates):
+                cand = None if candidate is None else np.asarray(self.oofs[candidate][window])
+                pred, inter, area, top = count_blend(base, weight + (candidate is not None), cand, truth, thresholds)
+                stats = PairStats(pred, inter, area, image_probs_from(top, classifier), self.area_px)
+                part = self.tuner.sums(stats)
+                totals[i] = part if totals[i] is None else totals[i] + part
+        return totals  # type: ignore[return-value]
+
+    def _compact_sums(self, chunks: list[CompactChunk], counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[np.ndarray]:
+        weight = sum(counts.values())
+        totals: list[np.ndarray | None] = [None] * len(candidates)
+        groups = [(weight, [i for i, c in enumerate(candidates) if c is None]), (weight + 1, [i for i, c in enumerate(candidates) if c is not None])]
+        for chunk in chunks:
+            base = None
+            for index, count in counts.items():
+                part = chunk.values[index].astype(np.uint16) * np.uint16(count)
+                base = part if base is None else base + part
+            classifier = None if self.classifier is None else self.classifier[chunk.window]
+            for total_weight, positions in groups:
+                if not positions:
+                    continue
+                rows = np.array([-1 if candidates[i] is None else candidates[i] for i in positions])
+                for i, (pred, inter, area, top) in zip(positions, count_compact(chunk, base, total_weight, rows, self.tuner.threshold.grid), strict=True):
+                    part = self.tuner.sums(PairStats(pred, inter, area, image_probs_from(top, classifier), self.area_px))
+                    totals[i] = part if totals[i] is None else totals[i] + part
+        return totals  # type: ignore[return-value]
+
+    def scores(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[float]:
+        return [float(self.tuner.best(s)[1].mean()) for s in self.sums(counts, candidates)]
+
+    def blend_chunks(self, counts: Mapping[int, int]):  # type: ignore[no-untyped-def]
+        """(probs_u8, truth, classifier) chunks of the blend ``counts``: the input of component tuning."""
+        weight = sum(counts.values())
+        table = blend_levels(weight)
+        for window in self._windows():
+            total = sum(np.asarray(self.oofs[i][window]).astype(np.uint16) * np.uint16(c) for i, c in counts.items())
+            classifier = None if self.classifier is None else self.classifier[window]
+            yield table[total], np.asarray(self.truth[window]), classifier

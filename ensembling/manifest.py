@@ -1,9 +1,10 @@
 """The ensemble manifest, ``ensemble.json``: everything a predictor needs, and where it came from.
 
-Members name their trial, weight, per-fold checkpoints (paths relative to the manifest's folder),
-model config and TTA; post-processing gives each class a threshold and a minimum area (as a
-fraction of the image's area, and in pixels at the training images' size). The folds hash ties it
-to one split; ``format_version`` lets a later reader refuse what it cannot read.
+Members name their trial (and snapshot, when the candidate was one of its snapshots), weight,
+per-fold checkpoints (paths relative to the manifest's folder), model config and TTA; post-processing
+lists its steps in the order they apply and each class's value of each (format 1 had a threshold and a
+minimum area only, and is still read). The folds hash ties it to one split; ``format_version`` lets a
+later reader refuse what it cannot read.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ if TYPE_CHECKING:  # building a manifest needs a study; reading one (the offline
     from ensembling.greedy import Selection
     from ensembling.store import TrialRecord
     from trainables.data.study import Study
-    from trainables.metrics import PostProcessing
+    from trainables.postprocess import Tuned
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _member(study: Study, trial: TrialRecord, weight: float) -> dict[str, Any]:
     scale = float(trial.config["train.scale"])
     return {
         "trial_id": trial.trial_id,
+        "candidate_id": trial.candidate_id,
+        "snapshot": trial.snapshot,
         "weight": weight,
         "oof_score": trial.score,
         "config": trial.config,
@@ -42,15 +46,14 @@ def build_manifest(
     study: Study,
     trials: list[TrialRecord],
     selection: Selection,
-    post: PostProcessing,
-    seconds: float,
-    images: int,
+    post: Tuned,
+    budget: dict[str, Any],
     best_single: TrialRecord,
     best_single_score: float,
+    estimates: dict[str, Any],
 ) -> dict[str, Any]:
     height, width = study.data.shape
     members = [_member(study, trials[i], w) for i, w in selection.weights.items()]
-    expected = sum(m["ms_per_image"] for m in members) * images / 1000
     return {
         "format_version": FORMAT_VERSION,
         "study": str(study.root),
@@ -61,16 +64,14 @@ def build_manifest(
         "rle_order": study.data.order,
         "data": {"format": study.data.format or study.config.data.format, "mask_mode": study.data.mask_mode},
         "members": members,
-        "postprocessing": {
-            "thresholds": post.thresholds,
-            "min_area_fractions": post.min_area_fractions,
-            "min_area_px": [round(f * height * width) for f in post.min_area_fractions],
-        },
+        "metric": post.metric,
+        "postprocessing": post.to_manifest((height, width)),
         "oof_score": post.score,
         "class_scores": post.class_scores,
-        "best_single": {"trial_id": best_single.trial_id, "oof_score": best_single_score},
-        "budget": {"seconds": seconds, "images": images, "expected_seconds": expected},
-        "history": [{"members": {trials[i].trial_id: c for i, c in counts.items()}, "score": s} for counts, s in selection.history],
+        **estimates,
+        "best_single": {"trial_id": best_single.candidate_id, "oof_score": best_single_score},
+        "budget": budget,
+        "history": [{"members": {trials[i].candidate_id: c for i, c in counts.items()}, "score": s} for counts, s in selection.history],
     }
 
 
@@ -83,6 +84,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: no ensemble manifest (run `python -m ensembling.select` first)")
     manifest = json.loads(path.read_text())
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version must be {FORMAT_VERSION}, got {version!r}; re-run the selection with this version")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(
+            f"{path}: format_version must be one of {READABLE_VERSIONS}, got {version!r}; re-run the selection with this version"
+        )
     return manifest

@@ -20,6 +20,7 @@ from trainables.config import TrialConfig, from_flat
 from trainables.contract import ENSEMBLE_JSON
 from trainables.metrics import quantize, threshold_levels
 from trainables.models import build_model, load_weights
+from trainables.postprocess import apply_postprocessing as apply_steps
 from trainables.preprocess import resize_image, resize_probs, to_tensor
 from trainables.tta import predict_tta
 
@@ -85,4 +86,4 @@ class Predictor:
         """Post-processed 0/1 masks (C, H, W) per image, at each image's own size."""
         post = self.manifest["postprocessing"]
         for probs in self.probabilities(images):
-            yield apply_postprocessing(probs, post["thresholds"], post["min_area_fractions"])
+            yield apply_steps(probs, post)

@@ -1,34 +1,37 @@
-"""Pick the ensemble: ``python -m ensembling.select study=DIR budget.seconds=S budget.images=N``.
+"""Pick the ensemble: ``python -m ensembling.select study=DIR [budget.seconds=S budget.images=N budget.device=D]``.
 
-Greedy forward selection with replacement over the study's finished trials, scored on their
-out-of-fold predictions with the competition metric after a per-class threshold and minimum area,
-keeping the members' summed inference time for N test images within S seconds. Writes
-``<study>/ensemble.json`` and records the selection as an MLflow run in the study's experiment.
+Caruana's ensemble selection (``ensembling.greedy``) over the study's finished trials and their
+snapshots, scored on out-of-fold predictions with the study's metric after every post-processing step
+tuned per class (``trainables.postprocess``), within the inference budget on the target device
+(``ensembling.budget``). Beside the OOF score it prints the nested estimate (``ensembling.nested``) and
+the curve of best score against seconds. Writes ``<study>/ensemble.json`` and records the selection as
+an MLflow run under the study's search run.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+from tqdm import tqdm
 
-from ensembling.blend import candidate_grids
+from ensembling.blend import BlendScorer
+from ensembling.budget import Budget, curve
 from ensembling.cli import parse_args
-from ensembling.greedy import Selection, greedy_select
+from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
-from ensembling.store import TrialRecord, read_trials
+from ensembling.nested import Nested, nested_estimate
+from ensembling.store import TrialRecord, read_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.contract import DamagedFile
 from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
-from trainables.metrics import best_postprocessing
-
-
-@dataclass
-class Budget:
-    seconds: float = 3600.0  # a Kaggle kernel's hour
-    images: int = 5506  # Severstal's full test set
+from trainables.metrics import get_metric
+from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from
 
 
 def usable_trials(study: Study) -> list[TrialRecord]:
@@ -44,80 +47,203 @@ def usable_trials(study: Study) -> list[TrialRecord]:
 
 @dataclass
 class Outcome:
-    trials: list[TrialRecord]
+    trials: list[TrialRecord]  # the candidates: trials and their snapshots
     selection: Selection
-    singles: list[float]  # each trial's tuned OOF score
-    costs: list[float]  # each trial's seconds for the budget's images
+    tuned: Tuned
+    singles: list[float]  # each candidate's tuned OOF score (pair steps)
+    costs: list[float]  # each candidate's seconds on the target for the budget's images
+    best_single: int  # the best candidate the budget allows
+    nested: Nested | None
+    curve: list[tuple[float, float]]
 
-    @property
-    def best_single(self) -> int:
-        """The best trial the budget allows: greedy selection starts from it."""
-        return next(iter(self.selection.history[0][0]))
+
+def study_metric(study: Study) -> str:
+    """The study's ``metric`` (study.yaml), checked against its classes; dice_pairs when unset."""
+    name = study.folder.read_config().get("metric") or "dice_pairs"
+    get_metric(name).check(study.data.num_classes)
+    return name
 
 
-def select(study: Study, budget: Budget, max_steps: int = 20) -> Outcome:
-    trials = usable_trials(study)
-    oofs = [t.oof() for t in trials]
+def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | None]:
+    """Segmentation candidates (trials and snapshots) and the best classification trial (2-D OOF), if any."""
+    found = []
+    for candidate in with_snapshots(usable_trials(study)):
+        try:
+            candidate.oof()
+            found.append(candidate)
+        except (DamagedFile, FileNotFoundError) as error:  # a damaged snapshot costs its candidate, not the selection
+            print(f"skipped {candidate.candidate_id}: {error}", file=sys.stderr)
+    shape = study.truth().shape
+    segmenters = [t for t in found if t.oof().shape == shape]
+    classifiers = [t for t in found if t.oof().shape == shape[:2]]
+    if not segmenters:
+        raise ValueError(f"{study.root}: no finished trial has OOF of shape {shape}; run a segmentation search first")
+    return segmenters, max(classifiers, key=lambda t: t.score, default=None)
+
+
+def choose(scorer: BlendScorer, costs: list[float], budget: float, config: GreedyConfig, gate_source: str, quiet: bool = False) -> tuple[Selection, Tuned, list[float]]:
+    """The selection on the scorer's rows: singles, greedy steps, then every step tuned on the chosen blend."""
+    n = len(costs)
+    singles = scorer.scores({}, list(range(n)))
+    bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
+
+    def scores(counts: dict[int, int], candidates: Any) -> list[float]:
+        bar.update(1)
+        return scorer.scores(counts, candidates)
+
+    selection = greedy_select(singles, costs, budget, scores, config=config)
+    bar.close()
+    tuner = scorer.tuner
+    tuned = tuner.stage1(scorer.sums(selection.counts, [None])[0], gate_source)
+    for step in tuner.component_steps:
+        total = None
+        for probs, truth, classifier in scorer.blend_chunks(selection.counts):
+            stats = tuner.component_stats(probs, truth, image_probs_from(probs.max(axis=(2, 3)), classifier), tuned, step)
+            part = tuner.sums(stats)
+            total = part if total is None else total + part
+        tuned = tuner.stage2(tuned, total, step)
+    return selection, tuned, singles
+
+
+def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True) -> Outcome:
+    candidates, classifier_trial = split_candidates(study)
+    oofs = [t.oof() for t in candidates]
     truth = study.truth()
-    singles = [best_postprocessing(g).score for g in candidate_grids(oofs, truth, {}, list(range(len(trials))))]
-    costs = [t.ms_per_image * budget.images / 1000 for t in trials]
+    tuner = Tuner(study_metric(study))
+    classifier = None if classifier_trial is None else np.asarray(classifier_trial.oof(), np.float64) / 255
+    gate_source = GATE_BLEND_MAX if classifier_trial is None else f"trial:{classifier_trial.trial_id}"
+    costs = [budget.member_seconds(t.ms_per_image, t.cost) for t in candidates]
 
-    def scorer(counts: dict[int, int], candidates: Any) -> list[float]:
-        return [best_postprocessing(g).score for g in candidate_grids(oofs, truth, counts, candidates)]
+    def scorer(rows: np.ndarray | None) -> BlendScorer:
+        return BlendScorer(oofs, truth, tuner, classifier, rows)
 
-    selection = greedy_select(singles, costs, budget.seconds, scorer, max_steps=max_steps)
-    return Outcome(trials, selection, singles, costs)
+    selection, tuned, singles = choose(scorer(None), costs, budget.for_members, config, gate_source)
+    estimate = None
+    if nested:
+        folds = study.folds["fold"].to_numpy()
+
+        def select_on(rows: np.ndarray) -> tuple[dict[int, int], Tuned, BlendScorer]:
+            sub = scorer(rows)
+            chosen, sub_tuned, _ = choose(sub, costs, budget.for_members, config, gate_source, quiet=True)
+            return chosen.counts, sub_tuned, sub
+
+        estimate = nested_estimate(folds, select_on, scorer, tuple(truth.shape[2:]))
+    points = [(costs[i], singles[i]) for i in range(len(costs))]
+    points += [(sum(costs[i] for i in counts), score) for counts, score in selection.history]
+    affordable = [i for i in range(len(costs)) if costs[i] <= budget.for_members]
+    best = max(affordable, key=lambda i: (singles[i], -costs[i]))
+    return Outcome(candidates, selection, tuned, singles, costs, best, estimate, curve(points))
+
+
+def greedy_config(args: dict[str, Any]) -> GreedyConfig:
+    keys = {"max_steps": "max_steps", "greedy.patience": "patience", "greedy.init_n": "init_n", "greedy.bags": "bags",
+            "greedy.bag_fraction": "bag_fraction", "greedy.max_members": "max_members", "greedy.seed": "seed"}
+    return GreedyConfig(**{field: args[key] for key, field in keys.items() if key in args})
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
-    budget = Budget(seconds=float(args.get("budget.seconds", Budget.seconds)), images=int(args.get("budget.images", Budget.images)))
-    outcome = select(study, budget, max_steps=int(args.get("max_steps", 20)))
-    trials, selection, singles, best = outcome.trials, outcome.selection, outcome.singles, outcome.best_single
-    post = best_postprocessing(candidate_grids([t.oof() for t in trials], study.truth(), selection.counts, [None])[0])
-    manifest = build_manifest(study, trials, selection, post, budget.seconds, budget.images, trials[best], singles[best])
+    budget = Budget(
+        seconds=float(args.get("budget.seconds", Budget.seconds)),
+        images=int(args.get("budget.images", Budget.images)),
+        device=args.get("budget.device", Budget.device),
+    )
+    outcome = select(study, budget, greedy_config(args), nested=bool(args.get("nested", True)))
+    trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
+    expected = budget.fixed_seconds + sum(outcome.costs[i] for i in selection.counts)
+    budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
+                     "fixed_seconds": budget.fixed_seconds, "curve": outcome.curve}
+    estimates = {"nested_score": None if outcome.nested is None else outcome.nested.score,
+                 "nested_fold_scores": None if outcome.nested is None else outcome.nested.fold_scores}
+    manifest = build_manifest(study, trials, selection, tuned, budget_record, trials[best], singles[best], estimates)
     write_manifest(study.folder.ensemble_json, manifest)
-    _log_mlflow(study, manifest)
-    overall = max(range(len(trials)), key=lambda i: singles[i])
-    if overall != best:
-        print(f"Best single trial: {trials[overall].trial_id}  OOF {singles[overall]:.4f}, over the budget ({outcome.costs[overall]:.0f} s)")
-    print(f"Best single trial within the budget: {trials[best].trial_id}  OOF {singles[best]:.4f}")
-    print(f"Ensemble: {len(selection.counts)} member(s), {sum(selection.counts.values())} picks  OOF {post.score:.4f}")
-    for member in manifest["members"]:
-        print(f"  {member['trial_id']:<18} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
-    print(describe_postprocessing(manifest))
-    print(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
-    print(f"Wrote {study.folder.ensemble_json}\nNext: python -m ensembling.export study={study.root} out=DIR")
+    print(report(manifest, outcome, budget))
+    print(f"Wrote {study.folder.ensemble_json}")
+    _log_mlflow(study, manifest, outcome)
+    print(f"Next: python -m ensembling.export study={study.root} out=DIR")
     return manifest
 
 
+def report(manifest: dict[str, Any], outcome: Outcome, budget: Budget) -> str:
+    trials, singles, best = outcome.trials, outcome.singles, outcome.best_single
+    lines = [f"Metric: {manifest['metric']}.  Budget: {budget.describe()}"]
+    overall = max(range(len(trials)), key=lambda i: singles[i])
+    if overall != best:
+        lines.append(f"Best single candidate: {trials[overall].candidate_id}  OOF {singles[overall]:.4f}, over the budget ({outcome.costs[overall]:.0f} s)")
+    lines.append(f"Best single candidate within the budget: {trials[best].candidate_id}  OOF {singles[best]:.4f}")
+    lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest['oof_score']:.4f}")
+    if manifest["nested_score"] is not None:
+        folds = ", ".join(f"{s:.4f}" for s in manifest["nested_fold_scores"])
+        lines.append(f"Nested estimate (selected and tuned on K-1 folds, scored on the fold left out): {manifest['nested_score']:.4f}  [{folds}]")
+    for member in manifest["members"]:
+        lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
+    lines.append(describe_postprocessing(manifest))
+    lines.append(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
+    lines.append("Best OOF score within seconds: " + "  ".join(f"{s:.0f}s:{v:.4f}" for s, v in outcome.curve))
+    return "\n".join(lines)
+
+
 def describe_postprocessing(manifest: dict[str, Any]) -> str:
-    """One line per class: its threshold and minimum area, or that predicting nothing scored best."""
+    """One line per class: what each step does, or that predicting nothing scored best."""
     post = manifest["postprocessing"]
-    lines = []
-    for c, class_id in enumerate(manifest["class_ids"]):
-        score = manifest["class_scores"][c]
-        if post["min_area_fractions"][c] >= 1:
-            lines.append(f"  class {class_id}: always empty (no mask beat predicting nothing on OOF)  OOF {score:.4f}")
-        else:
-            lines.append(f"  class {class_id}: p >= {post['thresholds'][c]:.2f}, masks under {post['min_area_px'][c]} px dropped  OOF {score:.4f}")
-    return "Post-processing per class:\n" + "\n".join(lines)
+    lines = [f"  class {class_id}: {text}  OOF {manifest['class_scores'][c]:.4f}" for c, (class_id, text) in enumerate(zip(manifest["class_ids"], post["described"], strict=True))]
+    stages = "  ".join(f"{k} {v:.4f}" for k, v in post["stage_scores"].items())
+    return f"Post-processing per class (steps {', '.join(post['steps'])}; gate from {post['gate_source']}; by stage: {stages}):\n" + "\n".join(lines)
 
 
-def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
+def parent_run_id(study: Study) -> str | None:
+    """The study's search run (tags kind=search and study=this folder), newest first."""
+    runs = mlflow.search_runs(filter_string="tags.kind = 'search'", order_by=["start_time DESC"], output_format="list")
+    for run in runs:
+        tag = run.data.tags.get("study")
+        if tag and Path(tag).resolve() == study.root.resolve():
+            return run.info.run_id
+    return None
+
+
+def _log_mlflow(study: Study, manifest: dict[str, Any], outcome: Outcome) -> None:
     raw = study.folder.read_config()
     tracking = raw.get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)
-    with mlflow.start_run(run_name=f"select {study.root.name}"):
-        mlflow.set_tags({"study": str(study.root), "kind": "select"})
-        mlflow.log_params(clean_params({**manifest["budget"], "members": [m["trial_id"] for m in manifest["members"]]}))
-        mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "best_single_oof_score": manifest["best_single"]["oof_score"]}))
+    parent = parent_run_id(study)
+    tags = {"study": str(study.root), "kind": "select", **({"mlflow.parentRunId": parent} if parent else {})}
+    with mlflow.start_run(run_name=f"select {study.root.name}", tags=tags):
+        members = [m["candidate_id"] for m in manifest["members"]]
+        weights = {m["candidate_id"]: round(m["weight"], 4) for m in manifest["members"]}
+        mlflow.log_params(clean_params({**{k: v for k, v in manifest["budget"].items() if k != "curve"}, "metric": manifest["metric"],
+                                        "members": members, "weights": weights, "postprocessing": manifest["postprocessing"]["per_class"]}))
+        mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "nested_score": manifest["nested_score"],
+                                    "best_single_oof_score": manifest["best_single"]["oof_score"],
+                                    **{f"oof_class{c}": s for c, s in zip(manifest["class_ids"], manifest["class_scores"], strict=True)}}))
+        mlflow.log_table({"class": manifest["class_ids"], "oof_score": manifest["class_scores"], "postprocessing": manifest["postprocessing"]["described"]}, "per_class.json")
+        mlflow.log_figure(curve_figure(outcome.curve, manifest), "budget_curve.png")
         mlflow.log_artifact(str(study.folder.ensemble_json))
 
 
+def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    xs, ys = zip(*points, strict=True)
+    axes.step(xs, ys, where="post", marker="o")
+    axes.axvline(manifest["budget"]["seconds"] - manifest["budget"]["fixed_seconds"], color="grey", linestyle="--", label="budget for members")
+    axes.set_xlabel(f"seconds for {manifest['budget']['images']} images on {manifest['budget']['device']} (models only)")
+    axes.set_ylabel(f"best OOF {manifest['metric']}")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [max_steps=20]"
-    optional = ["budget.seconds", "budget.images", "max_steps"]
+    usage = (
+        "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
+        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true]"
+    )
+    optional = ["budget.seconds", "budget.images", "budget.device", "max_steps", "greedy.patience", "greedy.init_n", "greedy.bags",
+                "greedy.bag_fraction", "greedy.max_members", "greedy.seed", "nested"]
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))

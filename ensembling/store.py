@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.contract import StudyFolder, TrialFolder, open_array
+from trainables.contract import StudyFolder, TrialFolder, open_array, read_json_file
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ class TrialRecord:
     config: dict[str, Any]
     metrics: dict[str, Any]
     cost: dict[str, Any]
+    snapshot: str | None = None  # a further candidate of the same trial: snapshots/<name>/ (cyclic low, EMA)
+
+    @property
+    def candidate_id(self) -> str:
+        """The trial id, or ``trial_id/snapshot`` for one of its snapshots."""
+        return self.trial_id if self.snapshot is None else f"{self.trial_id}/{self.snapshot}"
 
     @property
     def score(self) -> float:
@@ -43,7 +49,9 @@ class TrialRecord:
 
     @property
     def folder(self) -> TrialFolder:
-        return TrialFolder(self.path)
+        """Where this candidate's OOF and weights are: the trial folder or its snapshot's."""
+        trial = TrialFolder(self.path)
+        return trial if self.snapshot is None else trial.snapshot(self.snapshot)
 
     def checkpoint(self, fold: int) -> Path:
         return self.folder.weights(fold)
@@ -71,3 +79,15 @@ def read_trials(study_dir: str | Path) -> list[TrialRecord]:
     """Every finished trial of a study, in folder-name order."""
     records = (read_trial(folder.root) for folder in StudyFolder(Path(study_dir)).trial_folders())
     return [r for r in records if r is not None]
+
+
+def with_snapshots(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Each trial followed by its complete snapshots (``metrics.json`` written), which share its config and cost."""
+    out = []
+    for trial in trials:
+        out.append(trial)
+        for snap in TrialFolder(trial.path).snapshots():
+            if snap.complete and snap.oof.is_file():
+                metrics = {**trial.metrics, **read_json_file(snap.metrics_json)}
+                out.append(TrialRecord(trial.trial_id, trial.path, trial.config, metrics, trial.cost, snapshot=snap.trial_id))
+    return out

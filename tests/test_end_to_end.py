@@ -116,6 +116,9 @@ def test_mlflow_recorded_every_trial(flow: dict) -> None:
     # the data picture, to check the decoded masks by eye before trusting any score
     assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["data.png"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    selections = [r for r in children if r.data.tags.get("kind") == "select"]
+    assert len(selections) == 1 and "nested_score" in selections[0].data.metrics  # the selection is a child of the search
+    children = [r for r in children if r.data.tags.get("kind") != "select"]
     assert len(children) == 2
     for child in children:
         assert "score" in child.data.metrics and "model.encoder" in child.data.params

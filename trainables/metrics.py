@@ -1,4 +1,12 @@
-"""The competition metric, mean Dice over every image-class pair, with post-processing folded in.
+"""The competition metrics as a registry, with post-processing folded in.
+
+``dice_pairs`` (Severstal, the default): mean Dice over every image-class pair, 1 when both are empty.
+``dice_image`` (Carvana): mean Dice per image of its one mask. ``iou_dataset`` (NEU-Seg, most papers):
+per class, intersection over union summed over the data set, averaged over the classes. Each is
+written as per-pair values summed over the images (``pair_values``) and a per-class score made of the
+sums (``class_scores``), so chunks add up and every post-processing setting is scored from counts.
+
+The default, ``dice_pairs``, explained:
 
 Severstal scores each (image, class) pair: Dice of the predicted and true mask, and 1 when both are
 empty, so a speck on a clean pair costs a whole point. The score that matters is therefore the one
@@ -12,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from trainables.registry import Registry
 
 LEVELS = 256
 # Probability thresholds tried per class (pixel is positive when p >= threshold).
@@ -38,6 +48,7 @@ class PairCounts:
     pred_area: np.ndarray  # (n, C, T)
     inter: np.ndarray  # (n, C, T)
     truth_area: np.ndarray  # (n, C)
+    max_level: np.ndarray | None = None  # (n, C) the highest uint8 level of each pair (the image-level gate's input)
 
 
 def pair_counts(probs_u8: np.ndarray, truth: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> PairCounts:
@@ -61,6 +72,7 @@ def pair_counts(probs_u8: np.ndarray, truth: np.ndarray, thresholds: np.ndarray 
         pred_area=at_least_all[:, levels].reshape(n, c, -1),
         inter=at_least_pos[:, levels].reshape(n, c, -1),
         truth_area=hist_pos.sum(axis=1).reshape(n, c),
+        max_level=(LEVELS - 1 - np.argmax(hist_all[:, ::-1] > 0, axis=1)).reshape(n, c),
     )
 
 
@@ -132,9 +144,14 @@ def best_postprocessing(
     )
 
 
-def tuned_score(probs_u8: np.ndarray, truth: np.ndarray) -> PostProcessing:
-    """The competition score after the best per-class threshold and minimum area on the default grid."""
-    return best_postprocessing(score_grid(probs_u8, truth))
+def tuned_score(probs_u8: np.ndarray, truth: np.ndarray, metric: str | None = None) -> PostProcessing:
+    """The score after the best per-class threshold and minimum area on the default grid, by ``metric``."""
+    if metric in (None, DEFAULT_METRIC):
+        return best_postprocessing(score_grid(probs_u8, truth))
+    from trainables.postprocess import tune_arrays  # it imports this module
+
+    tuned = tune_arrays(probs_u8, truth, metric, steps=["threshold", "min_area"], components_too=False)
+    return PostProcessing(tuned.thresholds, tuned.min_area_fractions, tuned.class_scores, tuned.score)
 
 
 def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -144,3 +161,92 @@ def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
     inter = (pred & truth).sum(axis=axes)
     total = pred.sum(axis=axes) + truth.sum(axis=axes)
     return float(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1)).mean())
+
+
+# --- the metric registry ------------------------------------------------------------------------
+
+
+class Metric:
+    """A metric as sums over pairs: ``pair_values`` per pair (..., K), ``class_scores`` from their sums."""
+
+    name = ""
+    description = ""
+
+    def check(self, num_classes: int) -> None:
+        """Refuse a data set the metric is not defined for."""
+
+    def pair_values(self, pred: np.ndarray, inter: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def class_scores(self, sums: np.ndarray) -> np.ndarray:
+        """Per-class score from ``pair_values`` summed over images: (C, ..., K) -> (C, ...)."""
+        raise NotImplementedError
+
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+DEFAULT_METRIC = "dice_pairs"
+
+
+def _dice(pred: np.ndarray, inter: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    total = pred + truth
+    return np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))
+
+
+@METRICS.register("dice_pairs")
+class DicePairs(Metric):
+    name = "dice_pairs"
+    description = "mean Dice over every image-class pair, 1 when both are empty (Severstal)"
+
+    def pair_values(self, pred, inter, truth):  # type: ignore[no-untyped-def]
+        dice = _dice(pred, inter, truth)
+        return np.stack([dice, np.ones_like(dice)], axis=-1)
+
+    def class_scores(self, sums):  # type: ignore[no-untyped-def]
+        return sums[..., 0] / np.maximum(sums[..., 1], 1)
+
+
+@METRICS.register("dice_image")
+class DiceImage(DicePairs):
+    name = "dice_image"
+    description = "mean Dice per image of its one mask, 1 when both are empty (Carvana)"
+
+    def check(self, num_classes: int) -> None:
+        if num_classes != 1:
+            raise ValueError(
+                f"metric dice_image scores one mask per image, but this data has {num_classes} classes; "
+                "use metric=dice_pairs (mean Dice over every image-class pair) or metric=iou_dataset"
+            )
+
+
+@METRICS.register("iou_dataset")
+class IouDataset(Metric):
+    name = "iou_dataset"
+    description = "per-class IoU summed over the data set, averaged over classes (NEU-Seg, papers)"
+
+    def pair_values(self, pred, inter, truth):  # type: ignore[no-untyped-def]
+        inter = np.broadcast_to(inter, np.broadcast_shapes(np.shape(pred), np.shape(inter), np.shape(truth)))
+        return np.stack([inter, pred + truth - inter], axis=-1).astype(np.float64)
+
+    def class_scores(self, sums):  # type: ignore[no-untyped-def]
+        return np.where(sums[..., 1] == 0, 1.0, sums[..., 0] / np.maximum(sums[..., 1], 1))
+
+
+def get_metric(name: str | Metric | None = None) -> Metric:
+    """A registered metric by name (None: the default, dice_pairs)."""
+    if isinstance(name, Metric):
+        return name
+    return METRICS.get(name or DEFAULT_METRIC)()
+
+
+def list_metrics() -> list[str]:
+    return METRICS.names()
+
+
+def score_masks(pred: np.ndarray, truth: np.ndarray, metric: str | Metric | None = None) -> float:
+    """A metric of binary masks (n, C, H, W), no post-processing."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    axes = (2, 3)
+    values = get_metric(metric).pair_values(
+        pred.sum(axis=axes).astype(np.float64), (pred & truth).sum(axis=axes).astype(np.float64), truth.sum(axis=axes).astype(np.float64)
+    )
+    return float(get_metric(metric).class_scores(values.sum(axis=0)).mean())

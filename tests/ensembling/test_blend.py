@@ -112,3 +112,64 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
         candidate_grids([oofs[0], longer], truth, {0: 1}, [1])
     with pytest.raises(ValueError, match="candidate 3 is out of range: there are 3 OOF arrays"):
         candidate_grids(oofs, truth, {0: 1}, [3])
+
+
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
+def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact) -> None:
+    from ensembling.blend import BlendScorer
+    from ensembling.counting import blend_levels
+    from trainables.postprocess import Tuner, tune_arrays
+
+    oofs, truth = data
+    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact, max_kept_share=1.0)
+    counts = {0: 2, 2: 1}
+    scores = scorer.scores(counts, [None, 1, 0])
+    pick = slice(None) if rows is None else rows
+    for candidate, score in zip([None, 1, 0], scores, strict=True):
+        with_one = dict(counts) if candidate is None else {**counts, candidate: counts.get(candidate, 0) + 1}
+        total = sum(oofs[i].astype(np.int64) * c for i, c in with_one.items())
+        probs = blend_levels(sum(with_one.values()))[total]
+        want = tune_arrays(probs[pick], truth[pick], "iou_dataset", components_too=False)
+        assert score == pytest.approx(want.score, abs=1e-12)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
+    """Low values everywhere but a few blobs: most pixels are left out, the scores must not move."""
+    from ensembling import compact
+    from ensembling.blend import BlendScorer
+    from trainables.postprocess import Tuner
+
+    if use_numba and compact.numba is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(7)
+    truth = np.zeros((10, 3, 12, 16), np.uint8)
+    truth[::3, 1, 2:6, 3:9] = 1
+    oofs = [np.clip(truth * rng.integers(100, 250) + rng.integers(0, 30, truth.shape), 0, 255).astype(np.uint8) for _ in range(4)]
+    dense = BlendScorer(oofs, truth, Tuner(), chunk=3, compact=False)
+    sparse = BlendScorer(oofs, truth, Tuner(), chunk=3, compact=True, max_kept_share=1.0)
+    original = compact.count_compact
+    compact.count_compact = lambda *a, **k: original(*a, use_numba=use_numba, **k)
+    try:
+        import ensembling.blend as blend
+
+        blend.count_compact = compact.count_compact
+        for counts in ({}, {0: 1}, {1: 2, 3: 1}):
+            candidates = [None, 0, 1, 2, 3] if counts else [0, 1, 2, 3]
+            assert sparse.scores(counts, candidates) == pytest.approx(dense.scores(counts, candidates), abs=1e-12)
+        kept = sum(c.values.shape[1] for c in sparse.compact_chunks())
+        assert kept < truth.size / 2  # the point: most pixels never need reading again
+    finally:
+        blend.count_compact = original
+        compact.count_compact = original
+
+
+def test_compact_falls_back_to_dense_when_most_pixels_can_matter(data) -> None:
+    from ensembling.blend import BlendScorer
+    from trainables.postprocess import Tuner
+
+    oofs, truth = data  # noisy everywhere: nearly every pixel reaches 0.1 in some model
+    scorer = BlendScorer(oofs, truth, Tuner(), compact=True)
+    assert scorer.compact_chunks() is None and scorer.compact is False
+    assert scorer.scores({0: 1}, [1]) == BlendScorer(oofs, truth, Tuner(), compact=False).scores({0: 1}, [1])

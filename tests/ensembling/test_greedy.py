@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ensembling.greedy import greedy_select
+from ensembling.greedy import GreedyConfig, greedy_select
 
 
 def blend_score(preds: Sequence[np.ndarray], target: np.ndarray, counts: dict[int, int]) -> float:
@@ -20,8 +20,8 @@ def blend_score(preds: Sequence[np.ndarray], target: np.ndarray, counts: dict[in
 
 
 def make_scorer(preds: Sequence[np.ndarray], target: np.ndarray):
-    def scorer(counts: dict[int, int], candidates: Sequence[int]) -> list[float]:
-        return [blend_score(preds, target, {**counts, c: counts.get(c, 0) + 1}) for c in candidates]
+    def scorer(counts: dict[int, int], candidates: Sequence[int | None]) -> list[float]:
+        return [blend_score(preds, target, counts if c is None else {**counts, c: counts.get(c, 0) + 1}) for c in candidates]
 
     return scorer
 
@@ -154,3 +154,67 @@ def test_never_below_the_best_affordable_single(seed: int, models: int, budget: 
     assert selection.score == pytest.approx(blend_score(preds, target, selection.counts))
     assert sum(selection.weights.values()) == pytest.approx(1.0)
     assert sum(costs[i] for i in selection.counts) <= budget
+
+
+def test_two_copies_of_one_model_do_not_beat_a_diverse_pair() -> None:
+    # 0 and 1 are the same best model; 2 errs the other way: the pair (0, 2) is perfect, (0, 1) is not.
+    target = np.zeros(4)
+    best = np.array([0.5, -0.5, 0.5, -0.5])
+    preds = [best, best.copy(), -best * 1.2]
+    selection, singles = select(preds, target)
+    assert singles[0] == singles[1] > singles[2]
+    assert 2 in selection.counts and 1 not in selection.counts
+    assert selection.score > blend_score(preds, target, {0: 1, 1: 1})
+
+
+def test_sorted_initialization_starts_from_the_best_n() -> None:
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=32)
+    preds = [target + rng.normal(scale=s, size=32) for s in (0.3, 2.0, 0.4, 0.5, 3.0)]
+    selection, _ = select(preds, target, config=GreedyConfig(init_n=3, max_steps=0))
+    assert selection.history[0][0] == {0: 1, 2: 1, 3: 1}
+    assert selection.score == pytest.approx(blend_score(preds, target, {0: 1, 2: 1, 3: 1}))
+
+
+def test_member_cap_limits_distinct_members() -> None:
+    # The mean of all three is perfect; a cap of two distinct members must hold all the way.
+    target = np.zeros(3)
+    preds = [np.array([1.0, -1.0, 0.0]), np.array([0.0, 1.0, -1.0]), np.array([-1.0, 0.0, 1.0])]
+    capped, _ = select(preds, target, config=GreedyConfig(max_members=2))
+    assert len(capped.counts) == 2
+    assert all(len(counts) <= 2 for counts, _ in capped.history)
+    bagged, _ = select(preds, target, config=GreedyConfig(max_members=2, bags=5, bag_fraction=1.0))
+    assert len(bagged.counts) <= 2
+
+
+def test_bagged_selection_sums_counts_over_bags() -> None:
+    rng = np.random.default_rng(4)
+    target = rng.normal(size=64)
+    preds = [target + rng.normal(scale=1.0, size=64) for _ in range(6)]
+    plain, _ = select(preds, target, config=GreedyConfig(max_steps=3, patience=5))
+    full_bags, _ = select(preds, target, config=GreedyConfig(max_steps=3, patience=5, bags=4, bag_fraction=1.0))
+    # Every bag sees all candidates, so each repeats the plain selection: counts are 4 times as many.
+    assert full_bags.counts == {i: 4 * c for i, c in plain.counts.items()}
+    assert full_bags.score == pytest.approx(plain.score)
+    half, _ = select(preds, target, config=GreedyConfig(max_steps=3, patience=5, bags=8, bag_fraction=0.5, seed=1))
+    assert sum(half.counts.values()) >= 8  # at least one pick per bag
+    assert len(half.counts) > len(plain.counts)  # bags on different subsets reach different members
+    assert half.score == pytest.approx(blend_score(preds, target, half.counts))
+    again, _ = select(preds, target, config=GreedyConfig(max_steps=3, patience=5, bags=8, bag_fraction=0.5, seed=1))
+    assert again.counts == half.counts
+
+
+def test_bagged_union_is_trimmed_to_the_budget() -> None:
+    rng = np.random.default_rng(5)
+    target = rng.normal(size=64)
+    preds = [target + rng.normal(scale=1.0, size=64) for _ in range(6)]
+    costs = [1.0] * 6
+    selection, _ = select(preds, target, costs=costs, budget=2.0, config=GreedyConfig(bags=6, bag_fraction=0.5, seed=2))
+    assert sum(costs[i] for i in selection.counts) <= 2.0
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ValueError, match=r"greedy.bag_fraction must be a number in \(0, 1\], got 1.5"):
+        GreedyConfig(bag_fraction=1.5)
+    with pytest.raises(ValueError, match=r"greedy.init_n must be an integer >= 1, got 0"):
+        GreedyConfig(init_n=0)

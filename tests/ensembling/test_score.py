@@ -33,7 +33,7 @@ def test_truth_scores_one_and_empty_scores_the_empty_share(holdout: Path) -> Non
     mask = np.zeros((8, 16), np.uint8)
     mask[2:5, 3:9] = 1
     perfect = score_submission(_submission(holdout / "p.csv", rle_encode(mask)), holdout / "truth.csv", holdout / "images")
-    assert perfect == {"score": 1.0, "all_empty": 0.75, "pairs": 4}
+    assert perfect == {"score": 1.0, "all_empty": 0.75, "pairs": 4, "metric": "dice_pairs"}
     empty = score_submission(_submission(holdout / "e.csv", ""), holdout / "truth.csv", holdout / "images")
     assert empty["score"] == pytest.approx(0.75)
 
@@ -49,3 +49,14 @@ def test_missing_image_is_a_one_line_error(holdout: Path, capsys: pytest.Capture
     sub = _submission(holdout / "p.csv", "")
     assert main([f"submission={sub}", f"truth={holdout / 'truth.csv'}", f"images={holdout / 'nowhere'}"]) == 2
     assert "image file not found" in capsys.readouterr().err
+
+
+def test_iou_dataset_and_unknown_metric(holdout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    half = np.zeros((8, 16), np.uint8)
+    half[2:5, 3:6] = 1  # IoU of class 2 = 9 / 18; class 1 is empty everywhere: IoU 1 by convention
+    result = score_submission(_submission(holdout / "h.csv", rle_encode(half)), holdout / "truth.csv", holdout / "images", "iou_dataset")
+    assert result["score"] == pytest.approx((1 + 9 / 18) / 2)
+    assert result["all_empty"] == pytest.approx((1 + 0) / 2)
+    sub = holdout / "h.csv"
+    assert main([f"submission={sub}", f"truth={holdout / 'truth.csv'}", f"images={holdout / 'images'}", "metric=dice_pixels"]) == 2
+    assert "Unknown metric 'dice_pixels'. Available options are: dice_image, dice_pairs, iou_dataset" in capsys.readouterr().err

@@ -181,3 +181,33 @@ def test_pair_counts_checks_its_inputs():
         score_grid(np.zeros((2, 1, 2, 2), np.uint8), np.zeros((3, 1, 2, 2), np.uint8), chunk=2)
     with pytest.raises(ValueError, match="at least one image"):
         score_grid(np.zeros((0, 1, 2, 2), np.uint8), np.zeros((0, 1, 2, 2), np.uint8))
+
+
+def test_metric_registry_known_answers():
+    from trainables.metrics import get_metric, list_metrics, score_masks
+
+    assert list_metrics() == ["dice_image", "dice_pairs", "iou_dataset"]
+    pred = np.zeros((2, 2, 4, 4), bool)
+    truth = np.zeros_like(pred)
+    pred[0, 0, :2, :2] = True  # 4 px, 2 of them true
+    truth[0, 0, :1, :2] = True
+    truth[1, 0, 3, 3] = True  # missed entirely
+    # class 0: IoU over the data set = 2 / (4 + 3 - 2); class 1: empty everywhere, 1 by convention
+    assert score_masks(pred, truth, "iou_dataset") == pytest.approx((2 / 5 + 1) / 2)
+    # pairs: (0,0) Dice 2*2/(4+2), (1,0) 0, class 1 pairs both empty: 1
+    assert score_masks(pred, truth, "dice_pairs") == pytest.approx((2 * 2 / 6 + 0 + 1 + 1) / 4)
+    assert score_masks(pred[:, :1], truth[:, :1], "dice_image") == pytest.approx((2 * 2 / 6 + 0) / 2)
+    with pytest.raises(ValueError, match="dice_image scores one mask per image, but this data has 2 classes"):
+        get_metric("dice_image").check(2)
+    with pytest.raises(ValueError, match=r"Unknown metric 'dice'\. Available options are: dice_image, dice_pairs, iou_dataset"):
+        get_metric("dice")
+
+
+def test_tuned_score_by_another_metric_is_the_tuned_threshold_and_area():
+    from trainables.postprocess import tune_arrays
+
+    probs, truth = random_case(5)
+    by_iou = tuned_score(probs, truth, "iou_dataset")
+    want = tune_arrays(probs, truth, "iou_dataset", steps=["threshold", "min_area"], components_too=False)
+    assert by_iou.score == pytest.approx(want.score) and by_iou.thresholds == want.thresholds
+    assert tuned_score(probs, truth).score == pytest.approx(tune_arrays(probs, truth, steps=["threshold", "min_area"], components_too=False).score)

@@ -1,0 +1,93 @@
+"""A whole selection at Severstal size on this machine, and the share of pixels a real study keeps.
+
+    python bench/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10]
+    python bench/bench_selection.py study --study studies/quick
+
+``synthetic`` writes memory-mapped OOF of (images, 4, 64, 400) uint8 per candidate to ``--dir`` (never all
+in memory), then times what ``ensembling.select`` does: gathering the pixels that can pass a threshold,
+every single's score, the greedy steps, the component tuning of the chosen blend. ``study`` reports, for
+a real study's trials, the share of pixels kept (what a greedy step reads instead of every pixel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_greedy import CLASSES, H, W, make_data
+
+from ensembling.blend import BlendScorer
+from ensembling.greedy import GreedyConfig
+from ensembling.select import choose
+from trainables.postprocess import GATE_BLEND_MAX, Tuner
+
+
+def write_memmaps(folder: Path, images: int, candidates: int, noise: int) -> tuple[list[np.ndarray], np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (images, CLASSES, H, W)
+    truth = np.lib.format.open_memmap(folder / "truth.npy", "w+", np.uint8, shape)
+    oofs = [np.lib.format.open_memmap(folder / f"oof{k}.npy", "w+", np.uint8, shape) for k in range(candidates)]
+    for start in range(0, images, 512):
+        size = min(512, images - start)
+        parts, t = make_data(size, candidates, seed=start, noise=noise)
+        truth[start : start + size] = t
+        for k in range(candidates):
+            oofs[k][start : start + size] = parts[k]
+    for array in [truth, *oofs]:
+        array.flush()
+    return [np.load(folder / f"oof{k}.npy", mmap_mode="r") for k in range(candidates)], np.load(folder / "truth.npy", mmap_mode="r")
+
+
+def synthetic(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    oofs, truth = write_memmaps(args.dir, args.images, args.candidates, args.noise)
+    print(f"wrote {args.candidates} x {truth.nbytes / 1e9:.2f} GB of OOF in {time.perf_counter() - start:.0f} s (not counted)")
+    scorer = BlendScorer(oofs, truth, Tuner())
+    times = {}
+    start = time.perf_counter()
+    scorer.compact_chunks()
+    times["gather the pixels that can pass a threshold"] = time.perf_counter() - start
+    kept = sum(c.values.shape[1] for c in scorer.compact_chunks()) / truth.size
+    start = time.perf_counter()
+    selection, tuned, _ = choose(scorer, [1.0] * args.candidates, 1e9, GreedyConfig(max_steps=args.steps, patience=args.steps), GATE_BLEND_MAX)
+    times[f"singles + {len(selection.history) - 1} greedy steps + component tuning"] = time.perf_counter() - start
+    print(f"{args.images} images x {CLASSES} x {H}x{W}, {args.candidates} candidates, kept {100 * kept:.2f}% of pixels")
+    for name, seconds in times.items():
+        print(f"  {name:<60} {seconds:7.1f} s")
+    print(f"  members {selection.counts}, tuned {tuned.score:.4f} (stages {tuned.stage_scores})")
+
+
+def study(args: argparse.Namespace) -> None:
+    from ensembling.select import split_candidates
+    from trainables.data.study import open_study
+
+    opened = open_study(args.study)
+    candidates, _ = split_candidates(opened)
+    scorer = BlendScorer([c.oof() for c in candidates], opened.truth(), Tuner(), max_kept_share=1.0)
+    chunks = scorer.compact_chunks()
+    kept = sum(c.values.shape[1] for c in chunks) / opened.truth().size
+    print(f"{args.study}: {len(candidates)} candidates, OOF {opened.truth().shape}, kept {100 * kept:.2f}% of pixels")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["synthetic", "study"])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/selbench"))
+    parser.add_argument("--images", type=int, default=12568)
+    parser.add_argument("--candidates", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--noise", type=int, default=16)
+    parser.add_argument("--study", type=str, default=None)
+    args = parser.parse_args()
+    synthetic(args) if args.mode == "synthetic" else study(args)
+
+
+if __name__ == "__main__":
+    main()

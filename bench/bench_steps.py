@@ -1,0 +1,40 @@
+"""What each post-processing step adds on a selected ensemble's OOF, over threshold and minimum area alone.
+
+    python bench/bench_steps.py STUDY_DIR
+
+Reads ``<study>/ensemble.json`` (its best greedy prefix), blends those members' OOF and tunes subsets of
+the registered steps on it; prints the tuned OOF score of each subset. OOF scores are optimistic (tuned
+where they are scored); compare them to each other.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ensembling.blend import BlendScorer
+from ensembling.select import split_candidates, study_metric
+from trainables.data.study import open_study
+from trainables.postprocess import Tuner, tune
+
+
+def main(study_dir: str) -> None:
+    study = open_study(study_dir)
+    candidates, _ = split_candidates(study)
+    ids = [c.candidate_id for c in candidates]
+    manifest = json.loads(study.folder.ensemble_json.read_text())
+    best = max(manifest["history"], key=lambda h: h["score"])
+    counts = {ids.index(k): c for k, c in best["members"].items()}
+    metric = study_metric(study)
+    scorer = BlendScorer([c.oof() for c in candidates], study.truth(), Tuner(metric), compact=False)
+    chunks = list(scorer.blend_chunks(counts))
+    print(f"{study_dir}: members {best['members']}, metric {metric}")
+    for steps in (["threshold", "min_area"], ["threshold", "min_area", "min_component"], ["threshold", "min_area", "gate"], None):
+        print(f"  {' + '.join(steps) if steps else 'every step':<40} {tune(chunks, metric, steps=steps).score:.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,102 @@
+"""``ensembling.select`` on a real tiny study with hand-made trials: snapshots, metric, nested estimate, MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from ensembling.select import main, run
+from trainables.contract import StudyFolder
+from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
+
+pytestmark = pytest.mark.slow  # MLflow and a real study: ~35 s
+
+CONFIG = {"model.arch": "Unet", "model.encoder": "resnet18", "train.scale": 0.125, "tta": "none"}
+
+
+def write_trial(folder, oof: np.ndarray, study, ms: float = 10.0, reference_ms: float = 100.0, score: float = 0.5) -> None:
+    folder.root.mkdir(parents=True, exist_ok=True)
+    folder.write_config(CONFIG)
+    np.save(folder.oof, oof)
+    for k in range(study.n_folds):
+        folder.weights(k).parent.mkdir(parents=True, exist_ok=True)
+        folder.weights(k).write_bytes(b"")
+    folder.write_cost({"ms_per_image": ms / 2, "ms_per_image_all_folds": ms, "device": "cpu", "reference_ms": reference_ms})
+    folder.write_metrics({"oof_score": score, "ms_per_image": ms, "folds": list(range(study.n_folds)), "complete": True, "folds_hash": study.folds_hash})
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("select")
+    data = DataConfig(format="synthetic", root=str(root / "data"), images=16)
+    config = StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125)
+    prepare_study(root / "s", config)
+    raw = {"data": vars(data), "folds": 2, "seed": 0, "oof_scale": 0.125, "metric": "iou_dataset", "mlflow": {"uri": f"sqlite:///{root / 'mlflow.db'}"}}
+    (root / "s" / "study.yaml").write_text(yaml.safe_dump(raw))
+    study = open_study(root / "s")
+    truth = study.truth()
+    rng = np.random.default_rng(0)
+    folder = StudyFolder(root / "s")
+    for i, noise in enumerate((0.35, 0.45, 0.6)):
+        noisy = np.clip(truth * 0.7 + rng.normal(0.2, noise, truth.shape), 0, 1)
+        write_trial(folder.trial(f"t{i}"), np.rint(noisy * 255).astype(np.uint8), study)
+    # t0's EMA snapshot equals the truth: it must be picked first, and alone.
+    snap = folder.trial("t0").snapshot("ema")
+    snap.root.mkdir(parents=True)
+    np.save(snap.oof, (truth * 255).astype(np.uint8))
+    for k in range(2):
+        snap.weights(k).parent.mkdir(parents=True, exist_ok=True)
+        snap.weights(k).write_bytes(b"")
+    snap.metrics_json.write_text(json.dumps({"oof_score": 1.0}))
+    (folder.trial("t0").snapshot("unfinished").root).mkdir(parents=True)  # no metrics.json: not a candidate
+    return root / "s"
+
+
+def test_a_snapshot_equal_to_the_truth_is_chosen_alone_and_logged_under_the_search_run(study_dir: Path, capsys) -> None:
+    mlflow.set_tracking_uri(yaml.safe_load((study_dir / "study.yaml").read_text())["mlflow"]["uri"])
+    mlflow.set_experiment("s")
+    with mlflow.start_run(run_name="search s", tags={"kind": "search", "study": str(study_dir)}) as parent:
+        pass
+    manifest = run({"study": str(study_dir), "budget.device": 1.0, "nested": True})
+    [member] = manifest["members"]
+    assert member["candidate_id"] == "t0/ema" and member["snapshot"] == "ema" and member["trial_id"] == "t0"
+    assert member["checkpoints"] == ["trials/t0/snapshots/ema/fold0/model.safetensors", "trials/t0/snapshots/ema/fold1/model.safetensors"]
+    assert manifest["metric"] == "iou_dataset" and manifest["oof_score"] == pytest.approx(1.0)
+    assert manifest["nested_score"] == pytest.approx(1.0) and len(manifest["nested_fold_scores"]) == 2
+    assert manifest["format_version"] == 2 and len(manifest["postprocessing"]["per_class"]) == 4
+    out = capsys.readouterr().out
+    assert "Nested estimate" in out and "t0/ema" in out and "Best OOF score within seconds" in out
+    runs = mlflow.search_runs(filter_string="tags.kind = 'select'", output_format="list")
+    assert runs[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert runs[0].data.metrics["nested_score"] == pytest.approx(1.0)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert {"budget_curve.png", "per_class.json", "ensemble.json"} <= artifacts
+
+
+def test_nested_estimate_is_below_the_oof_score_without_the_perfect_snapshot(study_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    copy = tmp_path / "s"
+    shutil.copytree(study_dir, copy)
+    shutil.rmtree(copy / "trials" / "t0" / "snapshots")
+    broken = copy / "trials" / "t1" / "snapshots" / "broken"  # complete, but its OOF is truncated
+    broken.mkdir(parents=True)
+    (broken / "oof.npy").write_bytes(b"\x93NUMPY")
+    (broken / "metrics.json").write_text("{}")
+    manifest = run({"study": str(copy), "budget.device": 1.0, "greedy.bags": 2, "greedy.bag_fraction": 1.0})
+    assert manifest["nested_score"] < manifest["oof_score"]
+    assert all(m["snapshot"] is None for m in manifest["members"])
+    assert "skipped t1/broken:" in capsys.readouterr().err
+
+
+def test_budget_on_the_target_device(study_dir: Path, capsys) -> None:
+    # Measured at 10 ms with a 100 ms reference; on a device 100x slower than the reference, nothing fits.
+    assert main([f"study={study_dir}", "budget.device=100", "budget.seconds=3600", "nested=false"]) == 2
+    assert "no model fits the budget" in capsys.readouterr().err
+    assert main([f"study={study_dir}", "budget.device=gpu9000", "nested=false"]) == 2
+    assert "budget.device must be one of kaggle-p100" in capsys.readouterr().err
