@@ -15,6 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.config import Plan
 from search.spaces import domain_values, to_tune
 from trainables.config import ModelConfig, TrainConfig
+from trainables.gpu import fit_packing
 from trainables.tune_edge import tune_trainable
 
 METRIC, MODE = "score", "max"
@@ -63,7 +64,9 @@ def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, pa
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
     param_space.setdefault("seed", plan.config.seed)
-    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
+    # Fractional GPUs are bookkeeping only: probe a trial's peak memory and shrink a packing that would not fit.
+    resources = fit_packing(_resources(plan), plan.fixed, {k: domain_values(s) for k, s in plan.search.items()}, study_dir)
+    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), resources)
     searcher = OptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
     scheduler = ASHAScheduler(
         max_t=epochs,

@@ -34,6 +34,9 @@ COST_JSON = "cost.json"
 METRICS_JSON = "metrics.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT_STATE = "state.json"  # inside a Ray checkpoint folder, beside fold<k>/model.safetensors
+TRAIN_STATE = "train_state.pt"  # checkpoint fold<k>/: optimizer, schedule and grad-scaler state (tensors only)
+EMA_WEIGHTS = "ema.safetensors"  # checkpoint fold<k>/: the EMA of the weights, beside model.safetensors
+WORST_BEST_PNG = "worst_best.png"  # in pictures/: the worst and best validation images, truth and prediction
 SNAPSHOTS = "snapshots"  # trials/<id>/snapshots/<name>/: an extra candidate of the same trial (cyclic low, EMA)
 PICTURES = "pictures"  # trials/<id>/pictures/*.png: what a person looks at (worst and best validation images)
 
