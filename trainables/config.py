@@ -42,7 +42,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # adamw, radam, sgd (Nesterov when momentum > 0)
     momentum: float = 0.9  # sgd only
     schedule: str = "cosine"  # cosine, one_cycle, cyclic, constant (per optimizer step)
-    warmup_epochs: float = 0.0  # linear warm-up before the schedule
+    warmup_epochs: float = 0.0  # linear warm-up before the schedule (at most half of train.epochs)
     cycles: int = 1  # cyclic: restarts; each cycle's low point is written as a snapshot candidate
     ema: float = 0.0  # EMA decay per step (e.g. 0.99); 0 keeps no average; > 0 writes snapshot "ema"
     augment: str = "flips"  # a preset: none, flips, light, medium, heavy

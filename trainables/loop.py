@@ -109,7 +109,8 @@ def make_fold_run(
     drop_last = len(train_set) > t.batch_size
     train_loader = DataLoader(train_set, shuffle=True, drop_last=drop_last, generator=generator, worker_init_fn=_seed_worker, **loader_args)
     total = t.epochs * steps_per_epoch(len(train_loader), t.accumulate)
-    warmup = round(t.warmup_epochs * steps_per_epoch(len(train_loader), t.accumulate))
+    # A warm-up is at most half the training, so a space's warm-up still fits a 1-epoch smoke run.
+    warmup = round(min(t.warmup_epochs, t.epochs / 2) * steps_per_epoch(len(train_loader), t.accumulate))
     return FoldRun(
         fold=fold,
         seed=cfg.seed,
@@ -136,7 +137,7 @@ def train_epoch(run: FoldRun, loss_fn: Callable, device: torch.device, dtype: to
     """One pass over the fold's training images; the mean loss, the images trained and the seconds taken."""
     run.model.train()
     channels_last = device.type == "cuda" and next(run.model.parameters()).is_contiguous(memory_format=torch.channels_last)
-    total, count, began = 0.0, 0, time.perf_counter()
+    total, count, began = torch.zeros((), device=device), 0, time.perf_counter()
     n_batches = len(run.train_loader)
     run.optimizer.zero_grad(set_to_none=True)
     for i, (images, masks) in enumerate(run.train_loader):
@@ -147,10 +148,10 @@ def train_epoch(run: FoldRun, loss_fn: Callable, device: torch.device, dtype: to
         (run.scaler.scale(scaled) if run.scaler else scaled).backward()
         if (i + 1) % accumulate == 0 or i + 1 == n_batches:
             _step(run)
-        total, count = total + loss.item() * len(images), count + len(images)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return {"loss": total / max(count, 1), "images": count, "seconds": time.perf_counter() - began}
+        total += loss.detach() * len(images)  # summed on the device: no sync per step
+        count += len(images)
+    mean = float(total) / max(count, 1)  # one sync, at the end of the epoch
+    return {"loss": mean, "images": count, "seconds": time.perf_counter() - began}
 
 
 def _step(run: FoldRun) -> None:

@@ -117,13 +117,31 @@ def _looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or name.endswith((".safetensors", ".pth", ".pt", ".bin"))
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def weights_file(config: ModelConfig) -> Path | None:
+    """The local weights file ``model.encoder_weights`` names: the file itself, or for a folder (so a
+    space can search encoders) ``<folder>/<encoder>.safetensors`` (or .pth/.pt); None for a hub name."""
+    weights = config.encoder_weights
+    if weights is None or not _looks_like_path(weights):
+        return None
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        for suffix in WEIGHT_SUFFIXES:
+            if (path / f"{config.encoder}{suffix}").is_file():
+                return path / f"{config.encoder}{suffix}"
+        raise ValueError(f"model.encoder_weights: folder {weights} has no {config.encoder}.safetensors (or .pth/.pt); add it, or null to train from scratch")
+    if not path.is_file():
+        raise ValueError(f"model.encoder_weights: no file at {weights}; name a local weights file, or null to train from scratch")
+    return path
+
+
 def check_model_config(config: ModelConfig) -> None:
     """Fail before training on an unknown family, architecture or encoder, listing the options."""
     family = get_family(config.family)
     family.check(config)
-    weights = config.encoder_weights
-    if weights is not None and _looks_like_path(weights) and not Path(weights).expanduser().is_file():
-        raise ValueError(f"model.encoder_weights: no file at {weights}; name a local weights file, or null to train from scratch")
+    weights_file(config)
 
 
 def build_model(config: ModelConfig, classes: int, load_weights: bool = True) -> torch.nn.Module:
@@ -142,7 +160,7 @@ def build_model(config: ModelConfig, classes: int, load_weights: bool = True) ->
             f"({type(error).__name__}); name a local file with model.encoder_weights=PATH, or null to train from scratch"
         ) from None
     if local:
-        load_encoder_weights(family.backbone(model), Path(weights).expanduser())
+        load_encoder_weights(family.backbone(model), weights_file(config))  # type: ignore[arg-type]
     return model
 
 
@@ -172,9 +190,9 @@ def load_encoder_weights(module: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    missing, _ = module.load_state_dict(state, strict=False)
-    if len(missing) == len(module.state_dict()):
+    if not set(state) & set(module.state_dict()):
         raise ValueError(f"{path}: no tensor matches the encoder {type(module).__name__}; expected its state dict")
+    module.load_state_dict(state, strict=False)  # smp's ResNet encoders return None here, not the key lists
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

@@ -81,6 +81,10 @@ def test_a_local_encoder_file_is_loaded(tmp_path: Path) -> None:
     torch.manual_seed(2)
     model = build_model(ModelConfig(encoder_depth=3, encoder_weights=str(path)), classes=1)
     assert torch.equal(model.encoder.conv1.weight, source.encoder.conv1.weight)
+    by_name = build_model(ModelConfig(encoder_depth=3, encoder_weights=str(tmp_path)), classes=1)  # <folder>/<encoder>.safetensors
+    assert torch.equal(by_name.encoder.conv1.weight, source.encoder.conv1.weight)
+    with pytest.raises(ValueError, match=r"has no resnet34\.safetensors \(or \.pth/\.pt\)"):
+        check_model_config(ModelConfig(encoder="resnet34", encoder_weights=str(tmp_path)))
     bad = tmp_path / "other.safetensors"
     save_file({"x": torch.zeros(1)}, str(bad))
     with pytest.raises(ValueError, match=r"no tensor matches the encoder"):
