@@ -1,9 +1,12 @@
 """One trial: train the study's folds side by side, report every epoch, write the trial folder.
 
 All folds advance one epoch at a time and the report is their pooled validation score, so a
-scheduler comparing trials at epoch e compares like with like. On the last epoch the trial predicts
-its validation images with TTA, writes ``oof.npy``, ``cost.json`` and the weights, then
-``metrics.json`` last and atomically, and only then makes its final report (a scheduler may stop
+scheduler comparing trials at epoch e compares like with like. Each report carries train and
+validation loss, the tuned score and each class's, the learning rate and images per second, and a
+checkpoint with every fold's full training state. A cyclic schedule writes each cycle's low point,
+and an EMA its average, as snapshot candidates of the trial. On the last epoch the trial predicts its
+validation images with TTA, writes ``cost.json``, the worst/best picture, the weights and ``oof.npy``,
+then ``metrics.json`` last and atomically, and only then makes its final report (a scheduler may stop
 the trial the moment that report lands). Runs as a plain function; Ray is only at ``tune_edge``.
 
     python -m trainables.fit study=studies/quick model.encoder=resnet18 train.epochs=1
