@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
@@ -194,3 +195,11 @@ def test_the_command_line_reports_one_line_errors(tmp_path: Path, capsys: pytest
     assert main([f"study={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "not a study folder" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_trial_trains_in_mixed_precision_on_a_gpu(precision: str, study_dir: Path) -> None:
+    config = {**TINY, "train.epochs": 1, "train.precision": precision, "train.channels_last": True, "train.ema": 0.9}
+    metrics = run_trial(config, study_dir, trial_id=f"gpu-{precision}")
+    assert np.isfinite(metrics["oof_score"]) and np.isfinite(metrics["train_loss"])
