@@ -213,6 +213,7 @@ def main() -> None:
     if not args.only_trial:
         report["bare_img_s"] = max(measured["bare"])
         report["ratio"] = report["trial_img_s"] / report["bare_img_s"]
+        report["ratio_median"] = float(np.median(measured["trial"]) / np.median(measured["bare"]))
     if args.processes:
         del measured
         torch.cuda.empty_cache()
@@ -228,7 +229,7 @@ def print_table(report: dict) -> None:
     print(f"{'loop':<28}{'img/s':>10}{'peak GiB':>10}")
     print(f"{'bare PyTorch':<28}{report['bare_img_s']:>10.1f}{peak.get('bare', float('nan')):>10.2f}")
     print(f"{'trial (trainables.loop)':<28}{report['trial_img_s']:>10.1f}{peak.get('trial', float('nan')):>10.2f}")
-    print(f"{'ratio trial / bare':<28}{report['ratio']:>10.3f}")
+    print(f"{'ratio trial / bare':<28}{report['ratio']:>10.3f}   (of the medians: {report['ratio_median']:.3f})")
     if "concurrent" in report:
         c = report["concurrent"]
         print(f"{len(c['per_process'])} trial processes at once: " + " + ".join(f"{v:.1f}" for v in c["per_process"]) + f" = {c['sum']:.1f} img/s; peak GiB each {c['peak_gib']}")
