@@ -1,6 +1,6 @@
 """Turn the real NEU-Seg steel set into a Severstal-format folder the project has never seen.
 
-    python bench/neu_as_severstal.py OUT_DIR
+    python bench/neu_as_severstal.py OUT_DIR [NEU_SEG_DIR]
 
 NEU-Seg (../shared/data/neu_seg: 200x200 grey JPEGs, PNG masks 0 background, 1 inclusions,
 2 patches, 3 scratches) becomes ``train.csv`` (ImageId,ClassId,EncodedPixels, defective pairs only),
@@ -45,4 +45,5 @@ def convert(out: Path, source: Path = SOURCE) -> None:
 
 
 if __name__ == "__main__":
-    convert(Path(sys.argv[1]))
+    # NEU_SEG_DIR defaults to ../shared/data/neu_seg beside the repo (give it from a git worktree elsewhere).
+    convert(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else SOURCE)

@@ -18,6 +18,7 @@ from search.session import node_ip
 from search.spaces import domain_values, to_tune
 from trainables.config import ModelConfig, TrainConfig
 from trainables.contract import StudyFolder
+from trainables.gpu import fit_packing
 from trainables.tune_edge import tune_trainable
 
 METRIC, MODE = "score", "max"
@@ -65,7 +66,9 @@ def trial_name(trial: Any) -> str:
 
 
 def _trainable(plan: Plan, study_dir: Path) -> Any:
-    return tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
+    # Fractional GPUs are bookkeeping only: probe a trial's peak memory and shrink a packing that would not fit.
+    resources = fit_packing(_resources(plan), plan.fixed, {k: domain_values(s) for k, s in plan.search.items()}, study_dir)
+    return tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), resources)
 
 
 def restore_tuner(plan: Plan, study_dir: Path) -> tune.Tuner:

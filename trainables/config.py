@@ -20,10 +20,13 @@ import yaml
 
 @dataclass
 class ModelConfig:
+    family: str = "smp"  # smp (segmentation masks) or timm (image labels); see trainables.models
     arch: str = "Unet"  # a segmentation-models-pytorch architecture
-    encoder: str = "resnet18"
+    encoder: str = "resnet18"  # an smp encoder or tu-<timm model>; the timm model for family=timm
     encoder_depth: int = 5
-    # None trains from scratch; a path names a local weights file (.safetensors or .pth) for the encoder.
+    decoder_channels: list[int] | None = None  # Unet/Unet++/MAnet widths, one per stage; None: smp's
+    # None trains from scratch; a path names a local weights file (.safetensors or .pth) for the encoder;
+    # a hub name (imagenet) is downloaded, only where a hub can be reached.
     encoder_weights: str | None = None
 
 
@@ -34,9 +37,21 @@ class TrainConfig:
     weight_decay: float = 1e-4
     batch_size: int = 8
     scale: float = 0.5  # training image side relative to the data's, rounded to a multiple of 32
-    loss: str = "bce_dice"
-    augment: str = "flips"
+    loss: str = "bce_dice"  # a registered loss or a sum such as focal+dice (trainables.losses)
+    class_weights: list[float] | None = None  # one weight per class for the loss; None: equal
+    optimizer: str = "adamw"  # adamw, radam, sgd (Nesterov when momentum > 0)
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"  # cosine, one_cycle, cyclic, constant (per optimizer step)
+    warmup_epochs: float = 0.0  # linear warm-up before the schedule (at most half of train.epochs)
+    cycles: int = 1  # cyclic: restarts; each cycle's low point is written as a snapshot candidate
+    ema: float = 0.0  # EMA decay per step (e.g. 0.99); 0 keeps no average; > 0 writes snapshot "ema"
+    augment: str = "flips"  # a preset: none, flips, light, medium, heavy
+    augment_ops: list[Any] | None = None  # a free composition [{Transform: {arg: v}}], replaces the preset
     folds: list[int] | None = None  # None trains every fold of the study
+    precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp16 + scaler; fp32 on CPU), bf16, fp16, fp32
+    channels_last: bool = True  # memory format on a GPU (ignored on CPU)
+    compile: bool = False  # torch.compile the training forward pass
+    accumulate: int = 1  # gradient accumulation: optimizer step every N batches
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
 

@@ -1,9 +1,12 @@
 """One trial: train the study's folds side by side, report every epoch, write the trial folder.
 
 All folds advance one epoch at a time and the report is their pooled validation score, so a
-scheduler comparing trials at epoch e compares like with like. On the last epoch the trial predicts
-its validation images with TTA, writes ``oof.npy``, ``cost.json`` and the weights, then
-``metrics.json`` last and atomically, and only then makes its final report (a scheduler may stop
+scheduler comparing trials at epoch e compares like with like. Each report carries train and
+validation loss, the tuned score and each class's, the learning rate and images per second, and a
+checkpoint with every fold's full training state. A cyclic schedule writes each cycle's low point,
+and an EMA its average, as snapshot candidates of the trial. On the last epoch the trial predicts its
+validation images with TTA, writes ``cost.json``, the worst/best picture, the weights and ``oof.npy``,
+then ``metrics.json`` last and atomically, and only then makes its final report (a scheduler may stop
 the trial the moment that report lands). Runs as a plain function; Ray is only at ``tune_edge``.
 
     python -m trainables.fit study=studies/quick model.encoder=resnet18 train.epochs=1
@@ -11,49 +14,37 @@ the trial the moment that report lands). Runs as a plain function; Ray is only a
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from trainables.atomic import atomic_path, write_json
+from trainables.atomic import atomic_path
 from trainables.augment import get_augment
+from trainables.checkpoint import checkpoint_dir, resume
 from trainables.config import TrialConfig, from_flat, read_yaml, split_words, to_flat
-from trainables.contract import CHECKPOINT_STATE, TrialFolder, fold_weights
+from trainables.contract import WORST_BEST_PNG, TrialFolder
 from trainables.cost import measure_cost
-from trainables.data.dataset import SegmentationDataset, study_cache
+from trainables.data.dataset import study_cache
 from trainables.data.study import Study, open_study
 from trainables.errors import exit_status
-from trainables.losses import get_loss
-from trainables.metrics import quantize, tuned_score
-from trainables.models import build_model, check_model_config, check_output_size, load_weights, save_weights
-from trainables.preprocess import MULTIPLE, resize_probs, scaled_size
-from trainables.tta import predict_tta, views
+from trainables.gpu import free_memory
+from trainables.loop import FoldRun, autocast_dtype, current_lr, evaluate, make_fold_run, train_epoch
+from trainables.losses import check_loss, get_loss
+from trainables.metrics import PostProcessing, tuned_score
+from trainables.models import MASKS, check_model_config, check_output_size, output_kind, save_weights
+from trainables.optim import SCHEDULES, cycle_ends, make_optimizer
+from trainables.pictures import MAX_WIDTH, image_scores, pick, post_process, worst_best_picture, write_png
+from trainables.preprocess import MULTIPLE, resize_image, scaled_size
+from trainables.tta import views
 
 # A report: the epoch's metrics and, when given, a folder holding a checkpoint of every fold.
 Reporter = Callable[[dict[str, Any], Path], None]
-
-
-@dataclass
-class FoldRun:
-    fold: int
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: DataLoader
-    val_loader: DataLoader
-    val_rows: np.ndarray  # positions of the validation images in folds.csv order
+PICTURE_IMAGES = 4  # worst and best validation images drawn at the end of a trial
 
 
 def parse_config(config: dict[str, Any]) -> TrialConfig:
@@ -61,21 +52,32 @@ def parse_config(config: dict[str, Any]) -> TrialConfig:
     cfg = from_flat(TrialConfig, config, where="trial config: ")
     _check_ranges(cfg)
     check_model_config(cfg.model)
-    get_loss(cfg.train.loss)
-    get_augment(cfg.train.augment)
+    check_loss(cfg.train.loss, cfg.train.class_weights)
+    get_augment(cfg.train.augment, ops=cfg.train.augment_ops)
+    SCHEDULES.get(cfg.train.schedule)
+    make_optimizer(cfg.train.optimizer, torch.nn.Linear(1, 1), 1e-3, 0.0, cfg.train.momentum)
+    autocast_dtype(cfg.train.precision, torch.device("cpu"))
+    if cfg.train.schedule == "cyclic":
+        cycle_ends(cfg.train.epochs, cfg.train.cycles)
     views(cfg.tta)
     return cfg
 
 
 def _check_ranges(cfg: TrialConfig) -> None:
+    t = cfg.train
     rules = [
-        ("train.epochs", cfg.train.epochs, cfg.train.epochs >= 1, ">= 1"),
-        ("train.batch_size", cfg.train.batch_size, cfg.train.batch_size >= 1, ">= 1"),
-        ("train.lr", cfg.train.lr, cfg.train.lr > 0, "> 0"),
-        ("train.weight_decay", cfg.train.weight_decay, cfg.train.weight_decay >= 0, ">= 0"),
-        ("train.scale", cfg.train.scale, 0 < cfg.train.scale <= 4, "in (0, 4]"),
-        ("train.num_workers", cfg.train.num_workers, cfg.train.num_workers >= 0, ">= 0"),
-        ("train.threads", cfg.train.threads, cfg.train.threads >= 0, ">= 0"),
+        ("train.epochs", t.epochs, t.epochs >= 1, ">= 1"),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, ">= 1"),
+        ("train.lr", t.lr, t.lr > 0, "> 0"),
+        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
+        ("train.momentum", t.momentum, 0 <= t.momentum < 1, "in [0, 1)"),
+        ("train.scale", t.scale, 0 < t.scale <= 4, "in (0, 4]"),
+        ("train.warmup_epochs", t.warmup_epochs, t.warmup_epochs >= 0, ">= 0"),
+        ("train.cycles", t.cycles, t.cycles >= 1, ">= 1"),
+        ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (a decay such as 0.99; 0 for none)"),
+        ("train.accumulate", t.accumulate, t.accumulate >= 1, ">= 1"),
+        ("train.num_workers", t.num_workers, t.num_workers >= 0, ">= 0"),
+        ("train.threads", t.threads, t.threads >= 0, ">= 0"),
     ]
     for key, value, ok, rule in rules:
         if not ok:
@@ -84,77 +86,6 @@ def _check_ranges(cfg: TrialConfig) -> None:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _fold_run(study: Study, cfg: TrialConfig, fold: int, size: tuple[int, int], device: torch.device, cache: dict | None) -> FoldRun:
-    is_val = (study.folds["fold"] == fold).to_numpy()
-    ids = np.array(study.image_ids)
-    torch.manual_seed(cfg.seed * 1000 + fold)
-    model = build_model(cfg.model, study.data.num_classes).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.train.epochs, 1))
-    augment = get_augment(cfg.train.augment, seed=cfg.seed * 1000 + fold)
-    train_set = SegmentationDataset(study.data, ids[~is_val].tolist(), size, augment, cache)
-    val_set = SegmentationDataset(study.data, ids[is_val].tolist(), size, cache=cache)
-    loader_args = {"batch_size": cfg.train.batch_size, "num_workers": cfg.train.num_workers}
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + fold)
-    return FoldRun(
-        fold=fold,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        train_loader=DataLoader(train_set, shuffle=True, drop_last=len(train_set) > cfg.train.batch_size, generator=generator, **loader_args),
-        val_loader=DataLoader(val_set, shuffle=False, **loader_args),
-        val_rows=np.flatnonzero(is_val),
-    )
-
-
-def train_epoch(run: FoldRun, loss_fn: Callable, device: torch.device) -> float:
-    run.model.train()
-    total, count = 0.0, 0
-    for images, masks in run.train_loader:
-        images, masks = images.to(device), masks.to(device)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(run.model(images), masks)
-        loss.backward()
-        run.optimizer.step()
-        total, count = total + loss.item() * len(images), count + len(images)
-    run.scheduler.step()
-    return total / max(count, 1)
-
-
-@torch.no_grad()
-def predict_fold(run: FoldRun, tta: str, out_size: tuple[int, int], device: torch.device) -> np.ndarray:
-    """Validation probabilities of one fold at the OOF size, uint8 (n_val, C, h, w)."""
-    run.model.eval()
-    parts = [quantize(resize_probs(predict_tta(run.model, images.to(device), tta), out_size).cpu().numpy()) for images, _ in run.val_loader]
-    return np.concatenate(parts)
-
-
-@contextmanager
-def checkpoint_dir(runs: list[FoldRun], epoch: int) -> Iterator[Path]:
-    """A temp folder with ``fold<k>/model.safetensors`` per fold and ``state.json``; removed after use."""
-    folder = Path(tempfile.mkdtemp(prefix="ckpt-"))
-    try:
-        for run in runs:
-            save_weights(run.model, fold_weights(folder, run.fold))
-        write_json(folder / CHECKPOINT_STATE, {"epoch": epoch})
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _resume(runs: list[FoldRun], folder: Path) -> int:
-    """Load every fold's weights from a checkpoint; returns the next epoch to train."""
-    for run in runs:
-        load_weights(run.model, fold_weights(folder, run.fold))
-    epoch = int(json.loads((folder / CHECKPOINT_STATE).read_text())["epoch"]) + 1
-    with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is the point
-        warnings.simplefilter("ignore", UserWarning)
-        for run in runs:
-            for _ in range(epoch):
-                run.scheduler.step()
-    return epoch
 
 
 def _write_oof(study: Study, path: Path, runs: list[FoldRun], probs: list[np.ndarray]) -> None:
@@ -168,24 +99,52 @@ def _write_oof(study: Study, path: Path, runs: list[FoldRun], probs: list[np.nda
         del oof
 
 
-def _finish(study: Study, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], summary: dict, size: tuple[int, int], device: torch.device) -> dict:
-    for run in runs:
-        save_weights(run.model, trial.weights(run.fold))
-    _write_oof(study, trial.oof, runs, probs)
-    cost = measure_cost(runs[0].model, size, cfg.tta, device, batch_size=min(cfg.train.batch_size, 8))
-    cost["folds"] = len(runs)
-    cost["ms_per_image_all_folds"] = cost["ms_per_image"] * len(runs)
-    trial.write_cost(cost)
-    metrics = {
+def _candidate_metrics(study: Study, runs: list[FoldRun], summary: dict, ms_per_image: float) -> dict:
+    return {
         **summary,
         "oof_score": summary["score"],
-        "ms_per_image": cost["ms_per_image_all_folds"],
+        "ms_per_image": ms_per_image,
         "folds": [run.fold for run in runs],
         "complete": len(runs) == study.n_folds,
         "folds_hash": study.folds_hash,
     }
-    trial.write_metrics(metrics)  # last: the folder is complete from here on
-    return metrics
+
+
+def write_candidate(study: Study, folder: TrialFolder, runs: list[FoldRun], models: list[torch.nn.Module], probs: list[np.ndarray], metrics: dict) -> None:
+    """Weights of every fold, oof.npy, then metrics.json last: the folder is a complete candidate."""
+    for run, model in zip(runs, models, strict=True):
+        save_weights(model, folder.weights(run.fold))
+    _write_oof(study, folder.oof, runs, probs)
+    folder.write_metrics(metrics)
+
+
+def _score(study: Study, runs: list[FoldRun], probs: list[np.ndarray], truth: np.ndarray) -> tuple[PostProcessing, dict]:
+    rows = np.concatenate([run.val_rows for run in runs])
+    post = tuned_score(np.concatenate(probs), truth[rows])
+    scores = {"score": post.score, **{f"score_class{c + 1}": s for c, s in enumerate(post.class_scores)}}
+    return post, scores
+
+
+def _picture(study: Study, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], truth: np.ndarray, post: PostProcessing) -> None:
+    """The worst and best validation images of the trial, into its pictures folder."""
+    rows = np.concatenate([run.val_rows for run in runs])
+    pred = post_process(np.concatenate(probs), post)
+    scores = image_scores(pred, truth[rows])
+    ids = [study.image_ids[r] for r in rows]
+    worst, best = pick(scores, truth[rows].reshape(len(rows), -1).any(axis=1), PICTURE_IMAGES)
+    wanted = set(worst.tolist()) | set(best.tolist())
+    full = study.data.shape
+    display = full if full[1] <= MAX_WIDTH else scaled_size(full, MAX_WIDTH / full[1])
+    blank = np.zeros((1, 1, 3), np.uint8)  # images not drawn are never read
+    images = [resize_image(study.data.read_image(ids[i]), display) if i in wanted else blank for i in range(len(ids))]
+    picture = worst_best_picture(images, pred, truth[rows], scores, ids, PICTURE_IMAGES)
+    write_png(trial.pictures_dir / WORST_BEST_PNG, picture)
+
+
+def _free(runs: list[FoldRun]) -> None:
+    """Drop the trial's models and optimizer state, and hand cached GPU memory back for the next trial."""
+    runs.clear()
+    free_memory()
 
 
 def run_trial(
@@ -197,7 +156,10 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one sampled config on the study's folds; returns the final metrics."""
     cfg = parse_config(config)
+    if output_kind(cfg.model) != MASKS:
+        raise ValueError(f"model.family={cfg.model.family} outputs {output_kind(cfg.model)}; this trial trains segmentation masks (family smp)")
     study = open_study(study_dir)
+    check_loss(cfg.train.loss, cfg.train.class_weights, study.data.num_classes)
     trial_id = trial_id or time.strftime("local-%Y%m%d-%H%M%S")
     trial = study.folder.trial(trial_id)
     trial.root.mkdir(parents=True, exist_ok=True)
@@ -205,32 +167,84 @@ def run_trial(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    dtype = autocast_dtype(cfg.train.precision, device)
     size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
     folds = cfg.train.folds if cfg.train.folds is not None else list(range(study.n_folds))
     bad = [k for k in folds if not 0 <= k < study.n_folds]
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
     cache = study_cache(study, size)  # data layer: decoded once on disk, shared by every trial and fold
-    runs = [_fold_run(study, cfg, k, size, device, cache) for k in folds]
-    check_output_size(runs[0].model, cfg.model, size)
-    start = _resume(runs, resume_from) if resume_from else 0
-    loss_fn = get_loss(cfg.train.loss)
+    runs = [make_fold_run(study, cfg, k, size, device, cache, dtype) for k in folds]
+    try:
+        check_output_size(runs[0].model, cfg.model, size)
+        start = resume(runs, resume_from) if resume_from else 0
+        return _train(study, cfg, trial, runs, start, size, device, dtype, report)
+    finally:
+        _free(runs)
+
+
+def _train(study: Study, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun], start: int, size: tuple[int, int], device: torch.device, dtype: torch.dtype | None, report: Reporter | None) -> dict[str, Any]:
+    loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
     truth = study.truth()
+    snapshot_epochs = cycle_ends(cfg.train.epochs, cfg.train.cycles)[:-1] if cfg.train.schedule == "cyclic" else []
+    cost: dict[str, Any] = {}
     began = time.perf_counter()
     metrics: dict[str, Any] = {}
     for epoch in range(start, cfg.train.epochs):
-        losses = [train_epoch(run, loss_fn, device) for run in runs]
         last = epoch == cfg.train.epochs - 1
-        probs = [predict_fold(run, cfg.tta if last else "none", study.oof_size, device) for run in runs]
-        rows = np.concatenate([run.val_rows for run in runs])
-        post = tuned_score(np.concatenate(probs), truth[rows])
-        metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "score": post.score, "seconds": time.perf_counter() - began}
-        metrics.update({f"score_class{c + 1}": s for c, s in enumerate(post.class_scores)})
+        lr = current_lr(runs[0])
+        trained = []
+        for run in runs:
+            run.start_epoch(epoch)
+            trained.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate))
+        tta = cfg.tta if last or epoch + 1 in snapshot_epochs else "none"
+        evaluated = [evaluate(run.model, run, loss_fn, tta, study.oof_size, device, dtype) for run in runs]
+        probs = [p for p, _ in evaluated]
+        post, scores = _score(study, runs, probs, truth)
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean([t["loss"] for t in trained])),
+            "val_loss": float(np.mean([v for _, v in evaluated])),
+            **scores,
+            "lr": lr,
+            "images_per_second": sum(t["images"] for t in trained) / max(sum(t["seconds"] for t in trained), 1e-9),
+            "seconds": time.perf_counter() - began,
+        }
+        if epoch + 1 in snapshot_epochs:
+            name = f"cycle{snapshot_epochs.index(epoch + 1) + 1}"
+            cost = cost or _measure(cfg, runs, size, device)
+            summary = _candidate_metrics(study, runs, {**metrics, "snapshot": name}, cost["ms_per_image_all_folds"])
+            write_candidate(study, trial.snapshot(name), runs, [r.model for r in runs], probs, summary)
         if last:
-            metrics = _finish(study, cfg, trial, runs, probs, metrics, size, device)
+            cost = cost or _measure(cfg, runs, size, device)
+            metrics = _finish(study, cfg, trial, runs, probs, metrics, post, truth, cost, device, dtype, loss_fn)
         if report is not None:
             with checkpoint_dir(runs, epoch) as folder:
                 report(metrics, folder)
+    return metrics
+
+
+def _measure(cfg: TrialConfig, runs: list[FoldRun], size: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    cost = measure_cost(runs[0].model, size, cfg.tta, device, batch_size=min(cfg.train.batch_size, 8))
+    cost["folds"] = len(runs)
+    cost["ms_per_image_all_folds"] = cost["ms_per_image"] * len(runs)
+    return cost
+
+
+def _finish(study: Study, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], summary: dict, post: PostProcessing, truth: np.ndarray, cost: dict, device: torch.device, dtype: torch.dtype | None, loss_fn: Callable) -> dict:
+    trial.write_cost(cost)
+    _picture(study, trial, runs, probs, truth, post)
+    ms = cost["ms_per_image_all_folds"]
+    if cfg.train.ema > 0:
+        ema_probs = [evaluate(run.ema.module, run, loss_fn, cfg.tta, study.oof_size, device, dtype)[0] for run in runs]
+        _, ema_scores = _score(study, runs, ema_probs, truth)
+        ema_metrics = _candidate_metrics(study, runs, {**summary, **ema_scores, "snapshot": "ema"}, ms)
+        write_candidate(study, trial.snapshot("ema"), runs, [run.ema.module for run in runs], ema_probs, ema_metrics)
+        summary = {**summary, "ema_score": ema_scores["score"]}
+    metrics = _candidate_metrics(study, runs, summary, ms)
+    write_candidate(study, trial, runs, [run.model for run in runs], probs, metrics)  # metrics.json last
     return metrics
 
 

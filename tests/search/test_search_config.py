@@ -57,8 +57,9 @@ def test_quick_space_defaults() -> None:
     plan = load_plan([])
     assert plan.config.study_name == "quick"
     assert plan.config.data.format == "synthetic"
-    assert set(plan.search) == {"model.arch", "model.encoder", "train.lr"}
-    assert plan.search["train.lr"] == {"loguniform": [5.0e-4, 5.0e-3]}
+    assert set(plan.search) == {"train.lr", "train.loss"}
+    assert plan.search["train.lr"] == {"loguniform": [1.0e-3, 4.0e-3]}
+    assert plan.fixed["train.warmup_epochs"] == 1 and plan.fixed["train.epochs"] == 10
 
 
 def test_run_overrides_land_in_the_config() -> None:
@@ -80,7 +81,7 @@ def test_trial_overrides_become_fixed_keys() -> None:
     assert plan.fixed["train.lr"] == pytest.approx(1.0e-4)  # YAML 1.1 would read 1e-4 as text
     assert plan.fixed["tta"] == "none"
     assert "train.lr" not in plan.search  # a fixed value wins over a searched one
-    assert "model.arch" in plan.search
+    assert "train.loss" in plan.search
 
 
 def test_a_fixed_override_removes_the_key_from_search() -> None:

@@ -45,7 +45,7 @@ def test_from_flat_to_flat_round_trip():
 def test_unknown_key_suggests_the_nearest():
     with pytest.raises(ValueError, match=r"^trial: unknown key 'model\.encodr'; did you mean 'model\.encoder'\?$"):
         from_flat(TrialConfig, {"model.encodr": "resnet18"}, where="trial: ")
-    with pytest.raises(ValueError, match=r"unknown key 'qqq'; valid keys: model\.arch, model\.encoder, "):
+    with pytest.raises(ValueError, match=r"unknown key 'qqq'; valid keys: model\.arch, model\.decoder_channels, model\.encoder, "):
         from_flat(TrialConfig, {"qqq": 0.1})
     with pytest.raises(ValueError, match=r"unknown key 'model'; did you mean 'model\.arch'\?"):
         from_flat(TrialConfig, {"model": {"arch": "Unet"}})
