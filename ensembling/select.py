@@ -15,13 +15,12 @@ from typing import Any
 import mlflow
 
 from ensembling.blend import candidate_grids
-from ensembling.cli import parse_args
+from ensembling.cli import COUNT, POSITIVE, command, parse_args
 from ensembling.greedy import Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
-from ensembling.store import TrialRecord, read_trials
+from ensembling.store import TrialRecord, scan_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
 from trainables.data.study import Study, open_study
-from trainables.errors import exit_status
 from trainables.metrics import best_postprocessing
 
 
@@ -32,11 +31,19 @@ class Budget:
 
 
 def usable_trials(study: Study) -> list[TrialRecord]:
-    """Finished trials that predicted every image of this study's split."""
-    trials = [t for t in read_trials(study.root) if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    """Finished, undamaged trials that predicted every image of this study's split.
+
+    Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
+    is left is it an error.
+    """
+    scan = scan_trials(study.root, oof_shape=(len(study.image_ids), study.data.num_classes, *study.oof_size))
+    for problem in scan.problems:
+        print(problem, flush=True)
+    trials = [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
     if not trials:
+        damaged = f" ({len(scan.problems)} damaged, listed above)" if scan.problems else ""
         raise ValueError(
-            f"{study.root}: no finished trial covers every fold of this split; "
+            f"{study.root}: no usable finished trial covers every fold of this split{damaged}; "
             "run `python -m search.run` with train.folds unset first"
         )
     return trials
@@ -71,8 +78,8 @@ def select(study: Study, budget: Budget, max_steps: int = 20) -> Outcome:
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
-    budget = Budget(seconds=float(args.get("budget.seconds", Budget.seconds)), images=int(args.get("budget.images", Budget.images)))
-    outcome = select(study, budget, max_steps=int(args.get("max_steps", 20)))
+    budget = Budget(seconds=args.get("budget.seconds", Budget.seconds), images=args.get("budget.images", Budget.images))
+    outcome = select(study, budget, max_steps=args.get("max_steps", 20))
     trials, selection, singles, best = outcome.trials, outcome.selection, outcome.singles, outcome.best_single
     post = best_postprocessing(candidate_grids([t.oof() for t in trials], study.truth(), selection.counts, [None])[0])
     manifest = build_manifest(study, trials, selection, post, budget.seconds, budget.images, trials[best], singles[best])
@@ -117,12 +124,12 @@ def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     usage = "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [max_steps=20]"
-    optional = ["budget.seconds", "budget.images", "max_steps"]
+    optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "max_steps": COUNT}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))
 
-    return exit_status(body)
+    return command(body)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,23 @@ WEIGHTS = "model.safetensors"
 CHECKPOINT_STATE = "state.json"  # inside a Ray checkpoint folder, beside fold<k>/model.safetensors
 SNAPSHOTS = "snapshots"  # trials/<id>/snapshots/<name>/: an extra candidate of the same trial (cyclic low, EMA)
 PICTURES = "pictures"  # trials/<id>/pictures/*.png: what a person looks at (worst and best validation images)
+REFIT = "refit"  # trials/<id>/refit/model.safetensors: the trial's config retrained on every training image
+ENSEMBLES_JSON = "ensembles.json"  # <study>/ensembles.json: every exported ensemble by its id (scores, members)
+LEADERBOARD_JSON = "leaderboard.json"  # <study>/leaderboard.json: recorded leaderboard scores of submissions
+
+# An export folder: the manifest, members/<trial_id>/ (weights, config), code/ (the predictor's modules),
+# the one-command runner and README, and the marker that says we wrote it (so a later export may replace it).
+EXPORT_MARKER = "kvs-export.json"
+EXPORT_MEMBERS = "members"
+EXPORT_CODE = "code"
+EXPORT_RUNNER = "predict.py"
+EXPORT_README = "README.md"
+SIDECAR_SUFFIX = ".ensemble.json"  # submission.csv.ensemble.json: which ensemble wrote the submission
+
+
+def sidecar(submission: Path) -> Path:
+    """The file beside a submission that names the ensemble that wrote it."""
+    return Path(submission).with_name(Path(submission).name + SIDECAR_SUFFIX)
 
 
 class DamagedFile(ValueError):
@@ -72,6 +89,14 @@ class StudyFolder:
     @property
     def ensemble_json(self) -> Path:
         return self.root / ENSEMBLE_JSON
+
+    @property
+    def ensembles_json(self) -> Path:
+        return self.root / ENSEMBLES_JSON
+
+    @property
+    def leaderboard_json(self) -> Path:
+        return self.root / LEADERBOARD_JSON
 
     def trial(self, trial_id: str) -> TrialFolder:
         return TrialFolder(self.trials_dir / trial_id)
@@ -117,6 +142,19 @@ class TrialFolder:
 
     def weights(self, fold: int) -> Path:
         return fold_weights(self.root, fold)
+
+    @property
+    def refit_dir(self) -> Path:
+        return self.root / REFIT
+
+    @property
+    def refit_weights(self) -> Path:
+        """The config retrained on every training image (``python -m ensembling.refit``)."""
+        return self.root / REFIT / WEIGHTS
+
+    @property
+    def refit_metrics(self) -> Path:
+        return self.root / REFIT / METRICS_JSON
 
     @property
     def complete(self) -> bool:
