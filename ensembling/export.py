@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,10 @@ def _sources(study_dir: Path, member: dict[str, Any], models: str) -> list[Path]
     return [refit]
 
 
-def predictor_modules() -> list[str]:
-    """The project's modules the offline predictor imports, as paths relative to the project root."""
+@lru_cache(maxsize=1)
+def predictor_modules() -> tuple[str, ...]:
+    """The project's modules the offline predictor imports, as paths relative to the project root
+    (found by importing it in a fresh interpreter, so a new import is never left out of the kernel)."""
     code = (
         "import sys, ensembling.predict; root = sys.argv[1]; "
         "print('\\n'.join(sorted({m.__file__ for m in list(sys.modules.values()) "
@@ -80,7 +83,7 @@ def predictor_modules() -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     listed = subprocess.run([sys.executable, "-c", code, str(ROOT) + os.sep], capture_output=True, text=True, env=env, check=True)
     files = [str(Path(line).relative_to(ROOT)) for line in listed.stdout.split()]
-    return sorted(set(files) | set(EXTRA_MODULES))
+    return tuple(sorted(set(files) | set(EXTRA_MODULES)))
 
 
 def _write_code(staging: Path) -> None:
