@@ -113,9 +113,9 @@ def _write_readme(staging: Path, manifest: dict[str, Any]) -> None:
 def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     """Build the export folder and move it into place; returns its manifest."""
     study_dir, out = study_dir.expanduser().resolve(), out.expanduser().resolve()
-    check_folder_target(out, EXPORT_MARKER, {"study folder": study_dir})
     study = StudyFolder(study_dir)
     manifest = read_manifest(study.ensemble_json)
+    check_folder_target(out, EXPORT_MARKER, {"study folder": study_dir})
     manifest["models"] = models
     manifest["ensemble_id"] = ensemble_id(manifest, models)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")

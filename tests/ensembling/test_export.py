@@ -98,3 +98,8 @@ def test_export_refit_without_a_refit_says_what_to_run(tiny_study: Path, tmp_pat
     assert "ensembling.refit" in one_line_error(capsys)
     assert export.main([f"study={tiny_study}", f"out={tmp_path / 'out'}", "models=best"]) == 2
     assert "models must be one of folds, refit, got 'best'" in one_line_error(capsys)
+
+
+def test_export_into_an_unwritable_place_is_one_line(tiny_study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert export.main([f"study={tiny_study}", "out=/proc/kvs-export"]) == 2  # not writable, even for root
+    assert "/proc" in one_line_error(capsys)
