@@ -121,6 +121,10 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
+    try:
         for member in manifest["members"]:
             folder = Path(EXPORT_MEMBERS) / member["trial_id"]
             (staging / folder).mkdir(parents=True, exist_ok=True)
