@@ -5,8 +5,8 @@ configuration once more, on every training image, for its epochs (same seed rule
 and scale), and writes ``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The
 post-processing stays the one tuned on OOF (a refit model has no OOF of its own). Then
 ``python -m ensembling.export study=DIR out=DIR models=refit`` exports one model per member instead of
-K: K times cheaper in the kernel. With ``ray.address=`` the members train as Ray tasks on that cluster;
-without it, one after another in this process. A member already refit with the same config is kept.
+K: K times cheaper in the kernel. With ``ray.address=`` the members train as Ray tasks on that cluster
+(``ray.address=local``: a Ray of our own on a loopback address); without it, one after another here. A member already refit with the same config is kept.
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
     """The thin Ray edge: one task per member on the cluster, each with the CPUs it will use."""
     import ray
 
-    ray.init(address=address, log_to_driver=False)
+    if address == "local":  # a Ray of our own on a loopback address, stopped when we are done
+        ray.init(_node_ip_address="127.0.0.2", include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
     try:
         task = ray.remote(num_cpus=max(threads, 1), max_retries=1)(refit_member)
         refs = [task.remote(config, str(study_dir), trial_id, threads) for trial_id, config in todo]
@@ -115,7 +118,7 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT] [threads=0] [force=false]"
+    usage = "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [force=false]"
     optional = {"ray.address": TEXT, "threads": Typed(int, 0), "force": FLAG}
 
     def body() -> None:

@@ -75,3 +75,13 @@ def test_lb_refuses_what_it_cannot_match(refit_study: Path, tmp_path: Path, caps
     assert "public must be a number >= 0, got 'abc'" in one_line_error(capsys)
     assert lb.main([f"study={refit_study}", f"plot={tmp_path}"]) == 2
     assert "is a folder; name a file" in one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_refit_through_ray_writes_the_same_files(tiny_study: Path, tmp_path: Path) -> None:
+    study = copy_study(tiny_study, tmp_path)
+    assert refit.main([f"study={study}", "ray.address=local", "threads=1"]) == 0
+    manifest = json.loads((study / "ensemble.json").read_text())
+    for member in manifest["members"]:
+        metrics = json.loads((study / "trials" / member["trial_id"] / "refit" / "metrics.json").read_text())
+        assert metrics["images"] == 16 and (study / "trials" / member["trial_id"] / "refit" / "model.safetensors").is_file()
