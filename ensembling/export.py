@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,8 +126,9 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     except OSError as error:
         raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
     try:
-        for member in manifest["members"]:
-            folder = Path(EXPORT_MEMBERS) / member["trial_id"]
+        for i, member in enumerate(manifest["members"]):
+            # numbered: two candidates of one trial (snapshots) never share a folder
+            folder = Path(EXPORT_MEMBERS) / f"{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member['trial_id'])}"
             (staging / folder).mkdir(parents=True, exist_ok=True)
             copied = []
             for k, source in enumerate(_sources(study_dir, member, models)):

@@ -70,8 +70,10 @@ def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dic
     """(trial id, config) of each selected member not yet refit with its current config."""
     study = StudyFolder(study_dir)
     manifest = read_manifest(study.ensemble_json)
-    todo = []
+    todo: list[tuple[str, dict[str, Any]]] = []
     for member in manifest["members"]:
+        if any(member["trial_id"] == trial_id for trial_id, _ in todo):
+            continue  # two candidates of one trial (snapshots) share its config: one refit
         trial = study.trial(member["trial_id"])
         done = trial.refit_metrics.is_file() and trial.refit_weights.is_file()
         if done and not force and read_json_file(trial.refit_metrics).get("config") == member["config"]:
