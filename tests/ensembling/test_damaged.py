@@ -58,7 +58,7 @@ def test_scan_names_the_damaged_file_and_keeps_the_rest(how: str, tiny_study: Pa
 def test_select_skips_a_damaged_trial_with_a_line(tiny_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = copy_study(tiny_study, tmp_path)
     _damage(study / "trials" / "t0", "deleted weights")
-    assert select.main([f"study={study}"]) == 0
+    assert select.main([f"study={study}", "budget.images=100"]) == 0
     out = capsys.readouterr().out
     assert f"skipped trial t0: {study / 'trials' / 't0' / 'fold1' / 'model.safetensors'}: weights file not found" in out
     manifest = json.loads((study / "ensemble.json").read_text())
@@ -69,7 +69,7 @@ def test_select_fails_in_one_line_when_nothing_usable_is_left(tiny_study: Path, 
     study = copy_study(tiny_study, tmp_path)
     _damage(study / "trials" / "t0", "truncated oof")
     _damage(study / "trials" / "t1", "garbage metrics")
-    assert select.main([f"study={study}"]) == 2
+    assert select.main([f"study={study}", "budget.images=100"]) == 2
     captured = capsys.readouterr()
     assert "skipped trial t0" in captured.out and "skipped trial t1" in captured.out
     err = captured.err.strip()
