@@ -1,48 +1,183 @@
-"""Export the selected ensemble: ``python -m ensembling.export study=DIR out=DIR``.
+"""Export the selected ensemble: ``python -m ensembling.export study=DIR out=DIR [models=folds|refit] [register=NAME]``.
 
-The folder holds ``ensemble.json`` and each member's fold weights (safetensors) with its config:
-everything ``python -m ensembling.predict`` needs, with no Ray, MLflow, study or network. It is
-built beside ``out`` and moved into place whole, so a failed export never leaves half a model.
+The folder is a Kaggle dataset that predicts offline with torch, segmentation-models-pytorch, numpy and
+OpenCV: ``ensemble.json``, each member's weights (safetensors, checked before they are copied) with its
+config, ``code/`` (a copy of the predictor's modules, found by importing it), ``predict.py`` (one
+command writes ``submission.csv``), a README, and a marker file saying we wrote it. It is built beside
+``out`` and moved into place whole; an existing ``out`` is replaced only when it is an earlier export.
+
+``models=refit`` takes each member's model retrained on every training image (``python -m
+ensembling.refit``) instead of its K fold models: K times cheaper, post-processing still tuned on OOF.
+``register=NAME`` also logs the export as an MLflow pyfunc model registered as NAME with alias champion.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
+import subprocess
 import sys
+import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import parse_args
+from ensembling.cli import TEXT, Typed, command, parse_args
 from ensembling.manifest import read_manifest, write_manifest
-from trainables.atomic import write_yaml
-from trainables.contract import CONFIG_YAML, ENSEMBLE_JSON, StudyFolder
-from trainables.errors import exit_status
+from ensembling.places import check_folder_target
+from trainables.atomic import write_json, write_yaml
+from trainables.contract import (
+    CONFIG_YAML,
+    ENSEMBLE_JSON,
+    EXPORT_CODE,
+    EXPORT_MARKER,
+    EXPORT_MEMBERS,
+    EXPORT_README,
+    EXPORT_RUNNER,
+    DamagedFile,
+    StudyFolder,
+    check_weights,
+    read_json_file,
+)
+
+MODELS = ("folds", "refit")
+ROOT = Path(__file__).resolve().parents[1]  # the project: ensembling/ and trainables/ live here
+# Copied beside the predictor's import closure: the MLflow wrapper (imported only when MLflow loads the model).
+EXTRA_MODULES = ("ensembling/pyfunc.py",)
 
 
-def export(study_dir: Path, out: Path) -> Path:
-    manifest = read_manifest(StudyFolder(study_dir).ensemble_json)
+def ensemble_id(manifest: dict[str, Any], models: str) -> str:
+    """A short id of what decides the predictions: members, weights, post-processing, models, split."""
+    key = {
+        "members": [(m["trial_id"], m["weight"]) for m in manifest["members"]],
+        "postprocessing": manifest["postprocessing"],
+        "models": models,
+        "folds_hash": manifest.get("folds_hash"),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _sources(study_dir: Path, member: dict[str, Any], models: str) -> list[Path]:
+    if models == "folds":
+        return [study_dir / checkpoint for checkpoint in member["checkpoints"]]
+    refit = StudyFolder(study_dir).trial(member["trial_id"]).refit_weights
+    if not refit.is_file():
+        raise FileNotFoundError(
+            f"{refit}: member {member['trial_id']} has no refit model; run `python -m ensembling.refit study={study_dir}` "
+            "first, or export models=folds"
+        )
+    return [refit]
+
+
+@lru_cache(maxsize=1)
+def predictor_modules() -> tuple[str, ...]:
+    """The project's modules the offline predictor imports, as paths relative to the project root
+    (found by importing it in a fresh interpreter, so a new import is never left out of the kernel)."""
+    code = (
+        "import sys, ensembling.predict; root = sys.argv[1]; "
+        "print('\\n'.join(sorted({m.__file__ for m in list(sys.modules.values()) "
+        "if (getattr(m, '__file__', None) or '').startswith(root)})))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    listed = subprocess.run([sys.executable, "-c", code, str(ROOT) + os.sep], capture_output=True, text=True, env=env, check=True)
+    files = [str(Path(line).relative_to(ROOT)) for line in listed.stdout.split()]
+    return tuple(sorted(set(files) | set(EXTRA_MODULES)))
+
+
+def _write_code(staging: Path) -> None:
+    for relative in predictor_modules():
+        target = staging / EXPORT_CODE / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    runner = Path(__file__).with_name("kernel_runner.py.txt").read_text()
+    (staging / EXPORT_RUNNER).write_text(runner)
+
+
+def _write_readme(staging: Path, manifest: dict[str, Any]) -> None:
+    template = Path(__file__).with_name("kernel_readme.md.txt").read_text()
+    members = "\n".join(f"- {m['trial_id']}: weight {m['weight']:.3f}, {len(m['checkpoints'])} model(s), TTA {m['tta']}" for m in manifest["members"])
+    text = template.format(
+        ensemble_id=manifest["ensemble_id"],
+        models=manifest["models"],
+        oof_score=manifest["oof_score"],
+        members=members,
+        runner=EXPORT_RUNNER,
+        expected=manifest["budget"]["expected_seconds"],
+        images=manifest["budget"]["images"],
+    )
+    (staging / EXPORT_README).write_text(text)
+
+
+def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
+    """Build the export folder and move it into place; returns its manifest."""
+    study_dir, out = study_dir.expanduser().resolve(), out.expanduser().resolve()
+    study = StudyFolder(study_dir)
+    manifest = read_manifest(study.ensemble_json)
+    check_folder_target(out, EXPORT_MARKER, {"study folder": study_dir})
+    manifest["models"] = models
+    manifest["ensemble_id"] = ensemble_id(manifest, models)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        for member in manifest["members"]:
-            folder = Path("members") / member["trial_id"]
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
+    try:
+        for i, member in enumerate(manifest["members"]):
+            # numbered: two candidates of one trial (snapshots) never share a folder
+            folder = Path(EXPORT_MEMBERS) / f"{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member['trial_id'])}"
+            (staging / folder).mkdir(parents=True, exist_ok=True)
             copied = []
-            for k, checkpoint in enumerate(member["checkpoints"]):
-                source = study_dir / checkpoint
-                if not source.is_file():
-                    raise FileNotFoundError(f"{source}: checkpoint of member {member['trial_id']} is missing")
-                target = folder / f"fold{k}.safetensors"
-                (staging / folder).mkdir(parents=True, exist_ok=True)
+            for k, source in enumerate(_sources(study_dir, member, models)):
+                try:
+                    check_weights(source)
+                except FileNotFoundError:
+                    raise FileNotFoundError(f"{source}: weights of member {member['trial_id']} are missing") from None
+                except DamagedFile as error:
+                    raise ValueError(f"{error}; member {member['trial_id']} cannot be exported (re-run its trial or select again)") from None
+                target = folder / (f"fold{k}.safetensors" if models == "folds" else "refit.safetensors")
                 shutil.copy2(source, staging / target)
+                check_weights(staging / target)  # the copy, too: a full disk truncates silently
                 copied.append(str(target))
             member["checkpoints"] = copied
             write_yaml(staging / folder / CONFIG_YAML, member["config"])
         write_manifest(staging / ENSEMBLE_JSON, manifest)
+        _write_code(staging)
+        _write_readme(staging, manifest)
+        marker = {"ensemble_id": manifest["ensemble_id"], "models": models, "study": str(study_dir), "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(staging / EXPORT_MARKER, marker)
+        record_export(study, manifest, out)
         _swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out
+    return manifest
+
+
+def record_export(study: StudyFolder, manifest: dict[str, Any], out: Path) -> None:
+    """``<study>/ensembles.json``: every exported ensemble by id, so a leaderboard score can find its OOF scores."""
+    records = read_json_file(study.ensembles_json) if study.ensembles_json.is_file() else {}
+    records[manifest["ensemble_id"]] = {
+        "models": manifest["models"],
+        "oof_score": manifest["oof_score"],
+        "nested_score": nested_score(manifest),
+        "members": {m["trial_id"]: m["weight"] for m in manifest["members"]},
+        "expected_seconds": manifest["budget"]["expected_seconds"],
+        "out": str(out),
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(study.ensembles_json, records)
+
+
+def nested_score(manifest: dict[str, Any]) -> float | None:
+    """The nested (honest) estimate when the selection wrote one."""
+    for key in ("nested_score", "nested_oof_score"):
+        if isinstance(manifest.get(key), int | float):
+            return float(manifest[key])
+    nested = (manifest.get("estimate") or {}).get("nested")
+    return float(nested) if isinstance(nested, int | float) else None
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
@@ -55,15 +190,24 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.export study=STUDY_DIR out=DIR"
+    usage = "python -m ensembling.export study=STUDY_DIR out=DIR [models=folds|refit] [register=MODEL_NAME]"
+    optional = {"models": Typed(str, choices=MODELS), "register": TEXT}
 
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, required=["study", "out"], optional=[], usage=usage)
-        out = export(Path(args["study"]).expanduser().resolve(), Path(args["out"]).expanduser().resolve())
-        print(f"Exported the ensemble to {out}")
-        print(f"Next: python -m ensembling.predict model={out} images=TEST_IMAGES sample=SAMPLE_CSV out=submission.csv")
+        args: dict[str, Any] = parse_args(argv, required=["study", "out"], optional=optional, usage=usage)
+        if "register" in args and not args["register"]:
+            raise ValueError("register must name a model, e.g. register=severstal-ensemble")
+        out = Path(args["out"]).expanduser().resolve()
+        manifest = export(Path(args["study"]), out, args.get("models", "folds"))
+        print(f"Exported ensemble {manifest['ensemble_id']} ({manifest['models']} models) to {out}")
+        if args.get("register"):
+            from ensembling.pyfunc import log_export  # MLflow only when asked
 
-    return exit_status(body)
+            version = log_export(Path(args["study"]).expanduser().resolve(), out, args["register"])
+            print(f"Registered MLflow model {args['register']} version {version} with alias champion")
+        print(f"Next: python {out / EXPORT_RUNNER} images=TEST_IMAGES sample=SAMPLE_CSV out=submission.csv")
+
+    return command(body)
 
 
 if __name__ == "__main__":

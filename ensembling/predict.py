@@ -1,41 +1,55 @@
 """Write a submission: ``python -m ensembling.predict model=DIR images=DIR sample=CSV out=CSV``.
 
-The sample submission decides which images and classes to predict and the file's layout; every
-image is checked to exist before any model runs, masks are predicted at each image's own size and
-encoded in the contest's pixel order, and the whole file is validated before it is written.
+Before any model runs: ``out`` must be a file we may write (not a folder, not inside the export), the
+weights are checked, and every test image the sample names is decoded (a pool of readers, a progress
+bar): a missing or garbage image is one line naming it. Then images are read ahead by the pool, predicted
+in batches of one size, encoded in the contest's pixel order as they come (masks are never all held),
+and the whole file is validated before it is written. A sidecar ``<out>.ensemble.json`` names the
+ensemble, so ``python -m ensembling.lb`` can record a leaderboard score against it. ``bench=true``
+prints seconds per image, the projected time for the budget's image count, and what selection expected.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import parse_args
+import numpy as np
+from tqdm import tqdm
+
+from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
+from ensembling.places import check_file_target
 from ensembling.predictor import Predictor
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
-from trainables.data.images import image_shape, read_rgb
+from trainables.atomic import write_json
+from trainables.contract import sidecar
+from trainables.data.images import read_rgb
 from trainables.data.predictions import predict_into
 from trainables.data.rle import rle_encode
-from trainables.errors import exit_status
+
+READ_AHEAD = 2  # batches being read while one is predicted: memory stays a few batches of images
 
 
-def _check_inputs(layout: SampleLayout, images: Path, predictor: Predictor, sample: Path) -> dict[str, tuple[int, int]]:
-    """Image sizes from their headers; a missing image or unknown class is reported before any work."""
+def _decode_all(layout: SampleLayout, images: Path, sample: Path, pool: ThreadPoolExecutor) -> dict[str, tuple[int, int]]:
+    """Every image decoded once (then dropped): sizes for the batches, and a bad file found before any model runs."""
     if not images.is_dir():
-        raise FileNotFoundError(f"{images}: image folder not found")
-    unknown = sorted(set(layout.class_ids()) - set(predictor.class_ids))
-    if unknown:
-        raise ValueError(f"{sample}: ClassId {unknown[0]} is not one the model predicts ({predictor.class_ids})")
-    shapes = {}
-    for image_id in layout.image_ids():
-        path = images / image_id
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: image {image_id} of {sample} not found")
-        shapes[image_id] = image_shape(path)
-    return shapes
+        raise FileNotFoundError(f"images={images}: image folder not found")
+    ids = layout.image_ids()
+    for image_id in ids:
+        if not (images / image_id).is_file():
+            raise FileNotFoundError(f"{images / image_id}: image {image_id} of {sample} not found")
+
+    def shape(image_id: str) -> tuple[int, int]:
+        return read_rgb(images / image_id).shape[:2]
+
+    shapes = tqdm(pool.map(shape, ids), total=len(ids), desc="checking images", unit="img", leave=False)
+    return dict(zip(ids, shapes, strict=True))
 
 
 def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> list[list[str]]:
@@ -46,7 +60,38 @@ def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> l
     return [group[i : i + size] for group in by_shape.values() for i in range(0, len(group), size)]
 
 
-def predict(model: Path, images: Path, sample: Path, out: Path, batch_size: int = 8, device: str | None = None) -> int:
+def _read_ahead(batches: list[list[str]], images: Path, pool: ThreadPoolExecutor) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    """Yield each batch's pixels while the next batches are being read by the pool."""
+    pending: deque[tuple[list[str], list[Future]]] = deque()
+    queue = iter(batches)
+
+    def submit() -> None:
+        batch = next(queue, None)
+        if batch is not None:
+            pending.append((batch, [pool.submit(read_rgb, images / i) for i in batch]))
+
+    for _ in range(READ_AHEAD):
+        submit()
+    while pending:
+        batch, futures = pending.popleft()
+        submit()
+        yield batch, [f.result() for f in futures]
+
+
+def predict(
+    model: Path,
+    images: Path,
+    sample: Path,
+    out: Path,
+    batch_size: int = 8,
+    device: str | None = None,
+    workers: int = 4,
+    bench: bool = False,
+) -> dict[str, Any]:
+    out = out.expanduser()
+    check_file_target(out, {"export folder": model})
+    check_file_target(sidecar(out), {"export folder": model})
+    began = time.perf_counter()
     predictor = Predictor(model, device)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
     if predictor.manifest.get("data", {}).get("format") in ("carvana", "folder"):
@@ -54,34 +99,79 @@ def predict(model: Path, images: Path, sample: Path, out: Path, batch_size: int 
         return predict_into(predictor.manifest["data"], images, own_sample, out, predictor.masks, batch_size)
     # ---
     layout = read_sample(sample).for_classes(predictor.class_ids)
-    shapes = _check_inputs(layout, images, predictor, sample)
+    unknown = sorted(set(layout.class_ids()) - set(predictor.class_ids))
+    if unknown:
+        raise ValueError(f"{sample}: ClassId {unknown[0]} is not one the model predicts ({predictor.class_ids})")
     order = predictor.manifest["rle_order"]
     wanted = set(layout.keys)
     rles: dict[tuple[str, int], str] = {}
-    began = time.perf_counter()
-    for batch in _batches(layout.image_ids(), shapes, batch_size):
-        for image_id, masks in zip(batch, predictor.masks([read_rgb(images / i) for i in batch]), strict=True):
-            for channel, class_id in enumerate(predictor.class_ids):
-                if (image_id, class_id) in wanted:
-                    rles[(image_id, class_id)] = rle_encode(masks[channel], order)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        shapes = _decode_all(layout, images, sample, pool)
+        started = time.perf_counter()
+        bar = tqdm(total=len(shapes), desc="predicting", unit="img")
+        for batch, pixels in _read_ahead(_batches(layout.image_ids(), shapes, batch_size), images, pool):
+            for image_id, masks in zip(batch, predictor.masks(pixels), strict=True):
+                for channel, class_id in enumerate(predictor.class_ids):
+                    if (image_id, class_id) in wanted:
+                        rles[(image_id, class_id)] = rle_encode(masks[channel], order)
+            bar.update(len(batch))
+        bar.close()
+    predicting = time.perf_counter() - started
     frame = build_submission(layout, rles)
     validate_submission(frame, layout, shapes)
     write_submission(frame, out)
     seconds = time.perf_counter() - began
+    manifest = predictor.manifest
+    record = {
+        "ensemble_id": manifest.get("ensemble_id"),
+        "models": manifest.get("models", "folds"),
+        "oof_score": manifest.get("oof_score"),
+        "submission_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "images": len(shapes),
+        "seconds": seconds,
+        "device": str(predictor.device),
+    }
+    write_json(sidecar(out), record)
     filled = sum(1 for rle in rles.values() if rle)
     print(f"Wrote {out}: {len(frame)} rows, {filled} with a mask, {len(shapes)} images in {seconds:.1f} s")
-    return len(frame)
+    if bench:
+        print(bench_lines(manifest, len(shapes), predicting, seconds))
+    return record
+
+
+def bench_lines(manifest: dict[str, Any], images: int, predicting: float, total: float) -> str:
+    """Seconds per image (models only, and the whole command), projected to the budget's image count."""
+    budget = manifest.get("budget") or {}
+    count = int(budget.get("images", images))
+    per_image, per_image_all = predicting / max(images, 1), total / max(images, 1)
+    lines = [
+        f"bench: {per_image * 1000:.1f} ms per image predicting, {per_image_all * 1000:.1f} ms with loading and checking ({images} images)",
+        f"bench: projected {per_image_all * count:.0f} s for the budget's {count} images",
+    ]
+    if "expected_seconds" in budget:
+        lines.append(f"bench: selection expected {budget['expected_seconds']:.0f} s (budget {budget.get('seconds', float('nan')):.0f} s)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV [batch_size=8] [device=cpu|cuda]"
+    usage = (
+        "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV "
+        "[batch_size=8] [device=cpu|cuda] [workers=4] [bench=false]"
+    )
+    optional = {"batch_size": COUNT, "device": TEXT, "workers": Typed(int, 1), "bench": FLAG}
 
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], ["batch_size", "device"], usage)
+        args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], optional, usage)
         paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample", "out")}
-        predict(**paths, batch_size=int(args.get("batch_size", 8)), device=args.get("device"))
+        predict(
+            **paths,
+            batch_size=args.get("batch_size", 8),
+            device=args.get("device") or None,
+            workers=args.get("workers", 4),
+            bench=args.get("bench", False),
+        )
 
-    return exit_status(body)
+    return command(body)
 
 
 if __name__ == "__main__":

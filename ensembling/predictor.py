@@ -1,8 +1,10 @@
 """The offline predictor of an exported ensemble: full-size masks from its members, folds and TTA.
 
-Each member sees the image at its own training size; its fold models' TTA-averaged probabilities
-are resized back to the image's own size, blended by the members' weights, then each class is
-thresholded and emptied when smaller than its minimum area. Needs torch and smp, nothing else.
+Each member sees the image at its own training size; every TTA view of a batch goes through a model
+in one forward pass (bf16 autocast on a GPU); its models' TTA-averaged probabilities are resized back
+to the image's own size, blended by the members' weights, then post-processed per class. Weights are
+checked (safetensors header and size) before they are loaded, so a truncated file is one line naming
+it. Needs torch, smp, numpy and OpenCV, nothing else.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ import torch
 
 from ensembling.manifest import read_manifest
 from trainables.config import TrialConfig, from_flat
-from trainables.contract import ENSEMBLE_JSON
-from trainables.metrics import quantize, threshold_levels
+from trainables.contract import ENSEMBLE_JSON, check_weights
 from trainables.models import build_model, load_weights
 from trainables.postprocess import apply_postprocessing as apply_steps
 from trainables.preprocess import resize_image, resize_probs, to_tensor
-from trainables.tta import predict_tta
+from trainables.tta import views
 
 
 @dataclass
@@ -33,25 +34,6 @@ class Member:
     models: list[torch.nn.Module]
 
 
-def apply_postprocessing(probs: np.ndarray, thresholds: list[float], min_area_fractions: list[float]) -> np.ndarray:
-    """(C, H, W) probabilities to 0/1 masks: threshold per class, then empty masks under the area."""
-    classes = probs.shape[0]
-    if not len(thresholds) == len(min_area_fractions) == classes:
-        raise ValueError(
-            f"one threshold and one minimum area per class are needed: {classes} classes, "
-            f"got {len(thresholds)} thresholds and {len(min_area_fractions)} minimum areas"
-        )
-    masks = np.zeros(probs.shape, np.uint8)
-    area = probs.shape[1] * probs.shape[2]
-    # Compare uint8 levels, exactly as the OOF tuning did: p >= t means round(255 p) >= ceil(255 t).
-    levels = threshold_levels(np.asarray(thresholds))
-    for c, fraction in enumerate(min_area_fractions):
-        mask = quantize(probs[c]) >= levels[c]
-        if mask.sum() >= fraction * area:
-            masks[c] = mask
-    return masks
-
-
 class Predictor:
     """Load an exported ensemble once, then predict masks for batches of RGB images."""
 
@@ -59,6 +41,7 @@ class Predictor:
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder / ENSEMBLE_JSON)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.num_classes = int(self.manifest["num_classes"])
         self.class_ids: list[int] = list(self.manifest["class_ids"])
         self.members = [self._load_member(m) for m in self.manifest["members"]]
@@ -67,23 +50,40 @@ class Predictor:
         config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
         models = []
         for checkpoint in member["checkpoints"]:
+            check_weights(self.folder / checkpoint)  # DamagedFile: one line naming the file
             model = build_model(config.model, self.num_classes, load_weights=False)
             models.append(load_weights(model, self.folder / checkpoint).to(self.device).eval())
         return Member(weight=float(member["weight"]), tta=member["tta"], input_size=tuple(member["input_size"]), models=models)
 
     @torch.no_grad()
+    def _member_probs(self, member: Member, batch: torch.Tensor) -> torch.Tensor:
+        """Mean probability over the member's models and TTA views; all views of the batch in one pass."""
+        policy = views(member.tta)
+        stacked = torch.cat([forward(batch) for forward, _ in policy])
+        total = None
+        for model in member.models:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = model(stacked)
+            chunks = torch.sigmoid(logits.float()).chunk(len(policy))
+            probs = sum(inverse(chunk) for (_, inverse), chunk in zip(policy, chunks, strict=True))
+            total = probs if total is None else total + probs
+        return total / (len(policy) * len(member.models))
+
+    @torch.no_grad()
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
-        """Blended probabilities (N, C, H, W) for RGB images of one size (H, W)."""
+        """Blended probabilities (N, C, H, W) for RGB uint8 images (H, W, 3) of one size."""
         size = images[0].shape[:2]
         total = torch.zeros((len(images), self.num_classes, *size), device=self.device)
         for member in self.members:
             batch = to_tensor(np.stack([resize_image(image, member.input_size) for image in images])).to(self.device)
-            folds = sum(predict_tta(model, batch, member.tta) for model in member.models) / len(member.models)
-            total += member.weight * resize_probs(folds, size)
+            total += member.weight * resize_probs(self._member_probs(member, batch), size)
         return total.cpu().numpy()
+
+    def postprocess(self, probs: np.ndarray) -> np.ndarray:
+        """(C, H, W) probabilities of one image to its 0/1 masks, as tuned on OOF."""
+        return apply_steps(probs, self.manifest["postprocessing"])
 
     def masks(self, images: list[np.ndarray]) -> Iterator[np.ndarray]:
         """Post-processed 0/1 masks (C, H, W) per image, at each image's own size."""
-        post = self.manifest["postprocessing"]
         for probs in self.probabilities(images):
-            yield apply_steps(probs, post)
+            yield self.postprocess(probs)

@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ensembling.cli import parse_args
+from ensembling.cli import command, parse_args
 from ensembling.submission import read_sample, read_submission
 from trainables.contract import StudyFolder
 from trainables.data.images import image_shape
 from trainables.data.rle import rle_decode
 from trainables.data.severstal import read_label_rows
-from trainables.errors import exit_status
 from trainables.metrics import get_metric
 
 
@@ -73,7 +72,7 @@ def main(argv: list[str]) -> int:
         result = score_submission(Path(args["submission"]), Path(args["truth"]), Path(args["images"]), metric_of(args))
         print(f"{result['metric']} {result['score']:.4f}  (all-empty {result['all_empty']:.4f}) over {result['pairs']} pairs")
 
-    return exit_status(body)
+    return command(body)
 
 
 if __name__ == "__main__":

@@ -21,25 +21,32 @@ from tqdm import tqdm
 
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
-from ensembling.cli import parse_args
+from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_args
 from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate
-from ensembling.store import TrialRecord, read_trials, with_snapshots
+from ensembling.store import TrialRecord, scan_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
-from trainables.contract import DamagedFile
 from trainables.data.study import Study, open_study
-from trainables.errors import exit_status
 from trainables.metrics import get_metric
 from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from
 
 
 def usable_trials(study: Study) -> list[TrialRecord]:
-    """Finished trials that predicted every image of this study's split."""
-    trials = [t for t in read_trials(study.root) if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    """Finished, undamaged trials that predicted every image of this study's split.
+
+    Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
+    is left is it an error.
+    """
+    # the OOF of a classification trial of the study (a gate) is (N, C): its shape is checked by split_candidates
+    scan = scan_trials(study.root)
+    for problem in scan.problems:
+        print(problem, flush=True)
+    trials = [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
     if not trials:
+        damaged = f" ({len(scan.problems)} damaged, listed above)" if scan.problems else ""
         raise ValueError(
-            f"{study.root}: no finished trial covers every fold of this split; "
+            f"{study.root}: no usable finished trial covers every fold of this split{damaged}; "
             "run `python -m search.run` with train.folds unset first"
         )
     return trials
@@ -66,16 +73,16 @@ def study_metric(study: Study) -> str:
 
 def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | None]:
     """Segmentation candidates (trials and snapshots) and the best classification trial (2-D OOF), if any."""
-    found = []
-    for candidate in with_snapshots(usable_trials(study)):
-        try:
-            candidate.oof()
-            found.append(candidate)
-        except (DamagedFile, FileNotFoundError) as error:  # a damaged snapshot costs its candidate, not the selection
-            print(f"skipped {candidate.candidate_id}: {error}", file=sys.stderr)
+    problems: list[str] = []
+    found = with_snapshots(usable_trials(study), problems)  # a damaged snapshot costs its candidate, not the selection
     shape = study.truth().shape
     segmenters = [t for t in found if t.oof().shape == shape]
     classifiers = [t for t in found if t.oof().shape == shape[:2]]
+    for t in found:
+        if t not in segmenters and t not in classifiers:
+            problems.append(f"skipped {t.candidate_id}: {t.folder.oof}: OOF of shape {t.oof().shape} fits neither {shape} nor {shape[:2]}")
+    for problem in problems:
+        print(problem, flush=True)
     if not segmenters:
         raise ValueError(f"{study.root}: no finished trial has OOF of shape {shape}; run a segmentation search first")
     return segmenters, max(classifiers, key=lambda t: t.score, default=None)
@@ -144,11 +151,11 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
     budget = Budget(
-        seconds=float(args.get("budget.seconds", Budget.seconds)),
-        images=int(args.get("budget.images", Budget.images)),
-        device=args.get("budget.device", Budget.device),
+        seconds=args.get("budget.seconds", Budget.seconds),
+        images=args.get("budget.images", Budget.images),
+        device=str(args.get("budget.device", Budget.device)),
     )
-    outcome = select(study, budget, greedy_config(args), nested=bool(args.get("nested", True)))
+    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
     expected = budget.fixed_seconds + sum(outcome.costs[i] for i in selection.counts)
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
@@ -242,13 +249,14 @@ def main(argv: list[str]) -> int:
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
         "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true]"
     )
-    optional = ["budget.seconds", "budget.images", "budget.device", "max_steps", "greedy.patience", "greedy.init_n", "greedy.bags",
-                "greedy.bag_fraction", "greedy.max_members", "greedy.seed", "nested"]
+    optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": TEXT, "max_steps": COUNT,
+                "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
+                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))
 
-    return exit_status(body)
+    return command(body)
 
 
 if __name__ == "__main__":

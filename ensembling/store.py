@@ -1,7 +1,9 @@
 """Reading a study's finished trials: their configs, scores, costs and memory-mapped OOF.
 
 A trial folder is complete only when ``metrics.json`` exists (it is written last, atomically), so
-folders of running, stopped or crashed trials are skipped without a word of doubt.
+folders of running, stopped or crashed trials are skipped without a word of doubt. A complete folder
+whose files are damaged (a truncated OOF, unreadable metrics, a fold's weights deleted or cut short) is
+never used: :func:`scan_trials` returns it as a problem that names the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.contract import StudyFolder, TrialFolder, open_array, read_json_file
+from trainables.contract import DamagedFile, StudyFolder, TrialFolder, check_weights, open_array, read_json_file
 
 
 @dataclass(frozen=True)
@@ -75,19 +77,60 @@ def read_trial(path: Path) -> TrialRecord | None:
     )
 
 
+def check_trial(record: TrialRecord, oof_shape: tuple[int, ...] | None = None) -> None:
+    """Raise :class:`DamagedFile` or FileNotFoundError naming the first file of the trial that cannot be used:
+    the OOF (header, dtype, shape, size), every fold's weights (a safetensors header that fits the file)."""
+    open_array(record.folder.oof, oof_shape)
+    for fold in record.folds:
+        check_weights(record.checkpoint(fold))
+
+
+@dataclass
+class Scan:
+    """The usable finished trials of a study, and one line per finished trial that was skipped as damaged."""
+
+    records: list[TrialRecord]
+    problems: list[str]
+
+
+def scan_trials(study_dir: str | Path, oof_shape: tuple[int, ...] | None = None) -> Scan:
+    """Every finished trial of a study, in folder-name order, each checked; damaged ones become problems."""
+    scan = Scan([], [])
+    for folder in StudyFolder(Path(study_dir)).trial_folders():
+        try:
+            record = read_trial(folder.root)
+            if record is not None:
+                check_trial(record, oof_shape)
+        except (DamagedFile, FileNotFoundError) as error:
+            scan.problems.append(f"skipped trial {folder.trial_id}: {error}")
+            continue
+        if record is not None:
+            scan.records.append(record)
+    return scan
+
+
 def read_trials(study_dir: str | Path) -> list[TrialRecord]:
-    """Every finished trial of a study, in folder-name order."""
-    records = (read_trial(folder.root) for folder in StudyFolder(Path(study_dir)).trial_folders())
-    return [r for r in records if r is not None]
+    """Every finished, undamaged trial of a study, in folder-name order (see :func:`scan_trials` for the rest)."""
+    return scan_trials(study_dir).records
 
 
-def with_snapshots(trials: list[TrialRecord]) -> list[TrialRecord]:
-    """Each trial followed by its complete snapshots (``metrics.json`` written), which share its config and cost."""
+def with_snapshots(trials: list[TrialRecord], problems: list[str] | None = None, oof_shape: tuple[int, ...] | None = None) -> list[TrialRecord]:
+    """Each trial followed by its complete snapshots (``metrics.json`` written), which share its config and cost.
+
+    A damaged snapshot is checked like a trial and left out, with a line in ``problems``."""
     out = []
     for trial in trials:
         out.append(trial)
         for snap in TrialFolder(trial.path).snapshots():
-            if snap.complete and snap.oof.is_file():
+            if not snap.complete:
+                continue
+            try:
                 metrics = {**trial.metrics, **read_json_file(snap.metrics_json)}
-                out.append(TrialRecord(trial.trial_id, trial.path, trial.config, metrics, trial.cost, snapshot=snap.trial_id))
+                record = TrialRecord(trial.trial_id, trial.path, trial.config, metrics, trial.cost, snapshot=snap.trial_id)
+                check_trial(record, oof_shape)
+            except (DamagedFile, FileNotFoundError) as error:
+                if problems is not None:
+                    problems.append(f"skipped snapshot {trial.trial_id}/{snap.trial_id}: {error}")
+                continue
+            out.append(record)
     return out

@@ -94,3 +94,35 @@ def test_python_dash_m_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "search.run", "space=nope"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "unknown space 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["budget.seconds=abc"], "budget.seconds must be a number > 0, got 'abc'"),
+        (["budget.seconds=-5"], "budget.seconds must be a number > 0, got -5"),
+        (["budget.seconds=.inf"], "budget.seconds must be a number > 0, got inf"),
+        (["budget.images=0"], "budget.images must be an integer >= 1, got 0"),
+        (["budget.images=2.5"], "budget.images must be an integer >= 1, got 2.5"),
+        (["max_steps=true"], "max_steps must be an integer >= 1, got True"),
+    ],
+)
+def test_select_checks_typed_keys_before_reading_the_study(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert select.main([f"study={tmp_path}", *argv]) == 2
+    assert expected in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["batch_size=0"], "batch_size must be an integer >= 1, got 0"),
+        (["batch_size=many"], "batch_size must be an integer >= 1, got 'many'"),
+        (["workers=0"], "workers must be an integer >= 1, got 0"),
+        (["bench=maybe"], "bench must be true or false, got 'maybe'"),
+    ],
+)
+def test_predict_checks_typed_keys(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    base = [f"model={tmp_path}", f"images={tmp_path}", f"sample={tmp_path / 's.csv'}", f"out={tmp_path / 'o.csv'}"]
+    assert predict.main([*base, *argv]) == 2
+    assert expected in one_line_error(capsys)
+

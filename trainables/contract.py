@@ -48,6 +48,23 @@ PICTURES = "pictures"  # trials/<id>/pictures/*.png: what a person looks at (wor
 SEARCH_LOCK = "search.lock"  # held by the one search running on a study: pid, host, start time
 SCHEDULER_STATE = "scheduler.json"  # the ASHA rungs, rewritten on every result so a resumed search prunes alike
 MLFLOW_RUNS = "mlflow_runs.json"  # the study's MLflow parent run and trial_id -> run_id, so a resume reuses them
+REFIT = "refit"  # trials/<id>/refit/model.safetensors: the trial's config retrained on every training image
+ENSEMBLES_JSON = "ensembles.json"  # <study>/ensembles.json: every exported ensemble by its id (scores, members)
+LEADERBOARD_JSON = "leaderboard.json"  # <study>/leaderboard.json: recorded leaderboard scores of submissions
+
+# An export folder: the manifest, members/<trial_id>/ (weights, config), code/ (the predictor's modules),
+# the one-command runner and README, and the marker that says we wrote it (so a later export may replace it).
+EXPORT_MARKER = "kvs-export.json"
+EXPORT_MEMBERS = "members"
+EXPORT_CODE = "code"
+EXPORT_RUNNER = "predict.py"
+EXPORT_README = "README.md"
+SIDECAR_SUFFIX = ".ensemble.json"  # submission.csv.ensemble.json: which ensemble wrote the submission
+
+
+def sidecar(submission: Path) -> Path:
+    """The file beside a submission that names the ensemble that wrote it."""
+    return Path(submission).with_name(Path(submission).name + SIDECAR_SUFFIX)
 
 
 class DamagedFile(ValueError):
@@ -108,6 +125,12 @@ class StudyFolder:
     @property
     def mlflow_runs(self) -> Path:
         return self.root / MLFLOW_RUNS
+    def ensembles_json(self) -> Path:
+        return self.root / ENSEMBLES_JSON
+
+    @property
+    def leaderboard_json(self) -> Path:
+        return self.root / LEADERBOARD_JSON
 
     def trial(self, trial_id: str) -> TrialFolder:
         return TrialFolder(self.trials_dir / trial_id)
@@ -153,6 +176,19 @@ class TrialFolder:
 
     def weights(self, fold: int) -> Path:
         return fold_weights(self.root, fold)
+
+    @property
+    def refit_dir(self) -> Path:
+        return self.root / REFIT
+
+    @property
+    def refit_weights(self) -> Path:
+        """The config retrained on every training image (``python -m ensembling.refit``)."""
+        return self.root / REFIT / WEIGHTS
+
+    @property
+    def refit_metrics(self) -> Path:
+        return self.root / REFIT / METRICS_JSON
 
     @property
     def complete(self) -> bool:

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from trainables.augment import get_augment
 from trainables.config import TrialConfig
+from trainables.data.cache import DiskCache
 from trainables.data.dataset import SegmentationDataset
 from trainables.data.study import Study
 from trainables.metrics import quantize

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensembling.predictor import apply_postprocessing
+from trainables.postprocess import apply_postprocessing as apply_steps
+
+
+def apply_postprocessing(probs, thresholds, fractions):
+    """A manifest written before the steps registry: one threshold and one minimum area per class."""
+    return apply_steps(probs, {"thresholds": thresholds, "min_area_fractions": fractions})
 
 SIDE = 10  # 100 pixels per class
 
@@ -54,9 +59,9 @@ def test_fraction_two_always_empties() -> None:
 
 def test_one_setting_per_class_is_required() -> None:
     probs = blob_probs(classes=2)
-    with pytest.raises(ValueError, match="2 classes, got 1 thresholds and 1 minimum areas"):
+    with pytest.raises(ValueError, match="one setting per class: 2 classes, got 1"):
         apply_postprocessing(probs, [0.5], [0.0])
-    with pytest.raises(ValueError, match="2 classes, got 3 thresholds and 3 minimum areas"):
+    with pytest.raises(ValueError, match="one setting per class: 2 classes, got 3"):
         apply_postprocessing(probs, [0.5] * 3, [0.0] * 3)
-    with pytest.raises(ValueError, match="2 classes, got 2 thresholds and 1 minimum areas"):
+    with pytest.raises(ValueError, match="one setting per class"):
         apply_postprocessing(probs, [0.5, 0.5], [0.0])

@@ -1,0 +1,138 @@
+"""Refit the chosen members on all the data: ``python -m ensembling.refit study=DIR [ray.address=HOST:PORT]``.
+
+Each fold model of a K-fold member saw (K-1)/K of the training images. Refit trains each member's
+configuration once more, on every training image, for its epochs (same seed rule, loss, augmentation
+and scale), and writes ``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The
+post-processing stays the one tuned on OOF (a refit model has no OOF of its own). Then
+``python -m ensembling.export study=DIR out=DIR models=refit`` exports one model per member instead of
+K: K times cheaper in the kernel. With ``ray.address=`` the members train as Ray tasks on that cluster
+(``ray.address=local``: a Ray of our own on a loopback address); without it, one after another here. A member already refit with the same config is kept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ensembling.cli import FLAG, TEXT, Typed, command, parse_args
+from ensembling.manifest import read_manifest
+from trainables.atomic import atomic_path, write_json
+from trainables.contract import StudyFolder, read_json_file
+
+
+def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0) -> dict[str, Any]:
+    """Train one config on every training image of the study; returns what refit/metrics.json holds."""
+    import numpy as np
+    import torch
+
+    from trainables.data.dataset import make_cache
+    from trainables.data.study import open_study
+    from trainables.fit import _fold_run, parse_config, pick_device, train_epoch
+    from trainables.losses import get_loss
+    from trainables.models import save_weights
+    from trainables.preprocess import MULTIPLE, scaled_size
+
+    cfg = parse_config(config)
+    if threads or cfg.train.threads:
+        torch.set_num_threads(threads or cfg.train.threads)
+    study = open_study(study_dir)
+    trial = study.folder.trial(trial_id)
+    device = pick_device()
+    size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
+    cache = make_cache(len(study.image_ids), size, study.data.num_classes)
+    # Fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K.
+    run = _fold_run(study, cfg, study.n_folds, size, device, cache)
+    if len(run.val_rows):
+        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    loss_fn = get_loss(cfg.train.loss)
+    began = time.perf_counter()
+    losses = [train_epoch(run, loss_fn, device) for _ in range(cfg.train.epochs)]
+    with atomic_path(trial.refit_weights) as tmp:
+        save_weights(run.model, tmp)
+    metrics = {
+        "trial_id": trial_id,
+        "epochs": cfg.train.epochs,
+        "images": len(study.image_ids),
+        "train_loss": float(np.mean(losses[-1:])),
+        "seconds": time.perf_counter() - began,
+        "config": config,
+        "folds_hash": study.folds_hash,
+    }
+    write_json(trial.refit_metrics, metrics)  # last: the refit is complete from here on
+    return metrics
+
+
+def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """(trial id, config) of each selected member not yet refit with its current config."""
+    study = StudyFolder(study_dir)
+    manifest = read_manifest(study.ensemble_json)
+    todo: list[tuple[str, dict[str, Any]]] = []
+    for member in manifest["members"]:
+        if any(member["trial_id"] == trial_id for trial_id, _ in todo):
+            continue  # two candidates of one trial (snapshots) share its config: one refit
+        trial = study.trial(member["trial_id"])
+        done = trial.refit_metrics.is_file() and trial.refit_weights.is_file()
+        if done and not force and read_json_file(trial.refit_metrics).get("config") == member["config"]:
+            print(f"  {member['trial_id']}: already refit, kept (force=true to train again)")
+            continue
+        todo.append((member["trial_id"], member["config"]))
+    return todo
+
+
+def refit(study_dir: Path, address: str | None = None, threads: int = 0, force: bool = False) -> list[dict[str, Any]]:
+    study_dir = study_dir.expanduser().resolve()
+    todo = pending_members(study_dir, force)
+    if not todo:
+        return []
+    if address:
+        return _refit_on_ray(study_dir, todo, address, threads)
+    results = []
+    for trial_id, config in tqdm(todo, desc="refitting", unit="member"):
+        results.append(refit_member(config, str(study_dir), trial_id, threads))
+    return results
+
+
+def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], address: str, threads: int) -> list[dict[str, Any]]:
+    """The thin Ray edge: one task per member on the cluster, each with the CPUs it will use."""
+    import ray
+
+    if address == "local":  # a Ray of our own on a loopback address, stopped when we are done
+        ray.init(_node_ip_address="127.0.0.2", include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=max(threads, 1), max_retries=1)(refit_member)
+        refs = [task.remote(config, str(study_dir), trial_id, threads) for trial_id, config in todo]
+        results = []
+        with tqdm(total=len(refs), desc="refitting on Ray", unit="member") as bar:
+            remaining = list(refs)
+            while remaining:
+                done, remaining = ray.wait(remaining, num_returns=1)
+                results.append(ray.get(done[0]))
+                bar.update(1)
+        return results
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str]) -> int:
+    usage = "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [force=false]"
+    optional = {"ray.address": TEXT, "threads": Typed(int, 0), "force": FLAG}
+
+    def body() -> None:
+        args = parse_args(argv, ["study"], optional, usage)
+        study_dir = Path(args["study"])
+        results = refit(study_dir, args.get("ray.address") or None, args.get("threads", 0), args.get("force", False))
+        for result in results:
+            print(f"  {result['trial_id']}: {result['epochs']} epoch(s) on {result['images']} images in {result['seconds']:.1f} s")
+        print(f"Next: python -m ensembling.export study={study_dir} out=DIR models=refit")
+
+    return command(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
