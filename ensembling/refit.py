@@ -29,9 +29,10 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     import numpy as np
     import torch
 
-    from trainables.data.dataset import make_cache
+    from trainables.data.dataset import study_cache
     from trainables.data.study import open_study
-    from trainables.fit import _fold_run, parse_config, pick_device, train_epoch
+    from trainables.fit import parse_config, pick_device
+    from trainables.loop import autocast_dtype, make_fold_run, train_epoch
     from trainables.losses import get_loss
     from trainables.models import save_weights
     from trainables.preprocess import MULTIPLE, scaled_size
@@ -43,14 +44,18 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     trial = study.folder.trial(trial_id)
     device = pick_device()
     size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
-    cache = make_cache(len(study.image_ids), size, study.data.num_classes)
+    cache = study_cache(study, size)
+    dtype = autocast_dtype(cfg.train.precision, device)
     # Fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K.
-    run = _fold_run(study, cfg, study.n_folds, size, device, cache)
+    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype)
     if len(run.val_rows):
         raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
-    loss_fn = get_loss(cfg.train.loss)
+    loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
     began = time.perf_counter()
-    losses = [train_epoch(run, loss_fn, device) for _ in range(cfg.train.epochs)]
+    losses = []
+    for epoch in range(cfg.train.epochs):
+        run.start_epoch(epoch)
+        losses.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate)["loss"])
     with atomic_path(trial.refit_weights) as tmp:
         save_weights(run.model, tmp)
     metrics = {

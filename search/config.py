@@ -52,6 +52,7 @@ class SearchConfig:
     seed: int = 0
     folds: int = 5
     oof_scale: float = 0.25
+    metric: str = "dice_pairs"  # dice_pairs (Severstal), dice_image (Carvana), iou_dataset: fixed per study
     data: DataConfig = field(default_factory=DataConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
@@ -153,6 +154,9 @@ def _check(config: SearchConfig) -> None:
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
+    from trainables.metrics import get_metric
+
+    get_metric(config.metric)  # an unknown name lists the registered metrics
 
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:

@@ -53,7 +53,7 @@ def prepare(plan: Plan) -> Path:
     folder = StudyFolder(study_dir)
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
-    study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale)
+    study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
     prepare_study(study_dir, study_config)
     folder.write_config(resolved(plan))
     return study_dir

@@ -33,6 +33,9 @@ def start_ray(plan: Plan) -> bool:
     args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
     if plan.config.ray.address:
         args["address"] = plan.config.ray.address
+    elif not os.environ.get("RAY_ADDRESS"):
+        # No address: a Ray of our own, never a cluster some other program left running on this machine.
+        args["address"] = "local"
     ip = node_ip(plan.config.ray.address, plan.config.ray.node_ip)
     if ip:
         args["_node_ip_address"] = ip

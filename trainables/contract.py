@@ -125,6 +125,8 @@ class StudyFolder:
     @property
     def mlflow_runs(self) -> Path:
         return self.root / MLFLOW_RUNS
+
+    @property
     def ensembles_json(self) -> Path:
         return self.root / ENSEMBLES_JSON
 

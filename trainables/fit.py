@@ -120,7 +120,7 @@ def write_candidate(study: Study, folder: TrialFolder, runs: list[FoldRun], mode
 
 def _score(study: Study, runs: list[FoldRun], probs: list[np.ndarray], truth: np.ndarray) -> tuple[PostProcessing, dict]:
     rows = np.concatenate([run.val_rows for run in runs])
-    post = tuned_score(np.concatenate(probs), truth[rows])
+    post = tuned_score(np.concatenate(probs), truth[rows], study.config.metric)
     scores = {"score": post.score, **{f"score_class{c + 1}": s for c, s in enumerate(post.class_scores)}}
     return post, scores
 

@@ -268,3 +268,10 @@ def test_seed_is_the_search_seed() -> None:
     plan = load_plan(["seed=3"])
     assert plan.config.seed == 3
     assert "seed" not in plan.fixed
+
+
+def test_the_metric_is_a_study_setting_checked_against_the_registry() -> None:
+    assert load_plan(["metric=iou_dataset"]).config.metric == "iou_dataset"
+    assert load_plan([]).config.metric == "dice_pairs"
+    with pytest.raises(ValueError, match=r"Unknown metric .dice.\. Available options are: dice_image, dice_pairs, iou_dataset"):
+        load_plan(["metric=dice"])

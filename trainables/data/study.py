@@ -103,6 +103,7 @@ class StudyConfig:
     folds: int = 5
     seed: int = 0
     oof_scale: float = 0.25  # OOF probabilities and truth are stored at this fraction of each side
+    metric: str = "dice_pairs"  # what trials report and selection optimises (trainables.metrics registry)
 
 
 @dataclass
@@ -222,7 +223,7 @@ def open_study(root: str | Path) -> Study:
     raw = yaml.safe_load(path.read_text()) or {}
     config = StudyConfig(
         data=_legacy_data(dict(raw.get("data") or {})),
-        **{k: raw[k] for k in ("folds", "seed", "oof_scale") if k in raw},
+        **{k: raw[k] for k in ("folds", "seed", "oof_scale", "metric") if k in raw},
     )
     problems = Problems(config.data.on_error)
     data = load_data(config.data, problems)  # the same rows skipped as when the study was prepared
