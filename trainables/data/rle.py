@@ -120,6 +120,12 @@ def rle_decode(rle: str, shape: tuple[int, int], order: str = "F") -> np.ndarray
     _check_order(order)
     height, width = int(shape[0]), int(shape[1])
     n_pixels = height * width
+    kernel = _compiled_decoder()
+    if kernel is not None and isinstance(rle, str):
+        flat = np.zeros(n_pixels, dtype=np.uint8)
+        if kernel(np.frombuffer(rle.encode("ascii", "replace"), np.uint8), flat) == 0:
+            return flat.reshape((height, width), order=order)
+        # anything the compiled parser refuses takes the checked path below, which names what is wrong
     starts, ends = _runs(rle, n_pixels)
     # Room for whole 64-bit words past the last pixel, so the toggle fill needs no copy.
     flat = np.zeros(-(-n_pixels // 8) * 8, dtype=np.uint8)
@@ -133,6 +139,54 @@ def rle_decode(rle: str, shape: tuple[int, int], order: str = "F") -> np.ndarray
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             flat[start:end] = 1
     return flat[:n_pixels].reshape((height, width), order=order)
+
+
+_DECODER: list = []  # the compiled decoder once built; [None] where numba is missing
+
+
+def _compiled_decoder():  # type: ignore[no-untyped-def]
+    """A numba decoder (parse and fill in one compiled pass), or None without numba.
+
+    Imported lazily: the exported kernel's predictor encodes only, and needs no numba.
+    """
+    if not _DECODER:
+        try:
+            import numba
+        except ImportError:
+            _DECODER.append(None)
+        else:
+            _DECODER.append(numba.njit(cache=True, nogil=True)(_decode_into))
+    return _DECODER[0]
+
+
+def _decode_into(text: np.ndarray, flat: np.ndarray) -> int:
+    """Fill ``flat`` from the ASCII bytes of an RLE; 0 when done, 1 when the text needs the checked path
+    (a character other than a digit or whitespace, an odd count, a zero, a run past the end)."""
+    n_pixels = flat.shape[0]
+    value, in_number, count, start = 0, False, 0, 0
+    for i in range(text.shape[0] + 1):
+        char = text[i] if i < text.shape[0] else 32
+        if 48 <= char <= 57:
+            value = value * 10 + (char - 48)
+            if value > n_pixels:
+                return 1
+            in_number = True
+        elif char == 32 or char == 9 or char == 10 or char == 13:
+            if in_number:
+                if value < 1:
+                    return 1
+                if count % 2 == 0:
+                    start = value - 1
+                else:
+                    end = start + value
+                    if end > n_pixels:
+                        return 1
+                    flat[start:end] = 1
+                count += 1
+                value, in_number = 0, False
+        else:
+            return 1
+    return 1 if count % 2 else 0
 
 
 _SPREAD = np.uint64(0x0101010101010101)  # a 0/1 byte copied into all 8 bytes of a word
