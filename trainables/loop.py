@@ -179,7 +179,7 @@ def evaluate(
         with autocast(device, dtype):
             logits = model(images)
             total += loss_fn(logits, masks).item() * len(images)
-            probs = torch.sigmoid(logits.float()) if tta == "none" else predict_tta(model, images, tta).float()
+            probs = predict_tta(model, images, tta, plain_logits=logits).float()  # the plain view reuses the loss's pass
         count += len(images)
         parts.append(quantize(resize_probs(probs, out_size).cpu().numpy()))
     return np.concatenate(parts), total / max(count, 1)

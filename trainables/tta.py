@@ -39,11 +39,20 @@ def views(name: str) -> list[tuple[View, View]]:
 
 
 @torch.no_grad()
-def predict_tta(model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, name: str) -> torch.Tensor:
-    """Mean sigmoid probability over the policy's views (3 views = 3 forward passes per image)."""
+def predict_tta(
+    model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, name: str, plain_logits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean sigmoid probability over the policy's views (3 views = 3 forward passes per image).
+
+    ``plain_logits``: the model's output on the batch as it is, when the caller has it already (validation
+    computes it for the loss), so the identity view costs no second forward pass.
+    """
     total = None
     policy = views(name)
     for forward, inverse in policy:
-        probs = torch.sigmoid(inverse(model(forward(batch))))
+        if plain_logits is not None and forward is identity and inverse is identity:
+            probs = torch.sigmoid(plain_logits)
+        else:
+            probs = torch.sigmoid(inverse(model(forward(batch))))
         total = probs if total is None else total + probs
     return total / len(policy)

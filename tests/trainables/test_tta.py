@@ -62,3 +62,20 @@ def test_one_forward_pass_per_view_without_gradients(name):
     probs = predict_tta(model, _batch().float(), name)
     assert len(calls) == len(views(name))
     assert not probs.requires_grad
+
+
+def test_plain_logits_spare_the_identity_views_forward_pass() -> None:
+    calls = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape)
+        return x[:, :1] * 2
+
+    batch = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    full = predict_tta(model, batch, "hvflip")
+    assert len(calls) == 3
+    plain = model(batch)
+    calls.clear()
+    reused = predict_tta(model, batch, "hvflip", plain_logits=plain)
+    assert len(calls) == 2  # the one pass given, then hflip and vflip: no second plain pass
+    torch.testing.assert_close(reused, full)
