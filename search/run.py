@@ -15,8 +15,9 @@ import mlflow
 
 from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
+from search.cluster import describe, run_stages
 from search.config import Plan, load_plan, resolved
-from search.tuner import make_tuner, start_ray
+from search.tuner import start_ray
 from trainables.atomic import write_yaml
 from trainables.config import to_flat
 from trainables.errors import exit_status
@@ -50,12 +51,14 @@ def run(plan: Plan) -> list[TrialRecord]:
         mlflow.set_tags({"study": str(study_dir), "space": plan.config.space, "kind": "search"})
         mlflow.log_params(clean_params({**to_flat(plan.config), **plan.fixed, **{f"search.{k}": v for k, v in plan.search.items()}}))
         start_ray(plan)
-        make_tuner(plan, study_dir, uri, experiment, parent.info.run_id).fit()
+        where = run_stages(plan, study_dir, uri, experiment, parent.info.run_id)
         trials = read_trials(study_dir)
-        if trials:
-            best = max(trials, key=lambda t: t.score)
+        if trials:  # screening trials (one fold) count only when no trial trained every fold
+            best = max([t for t in trials if t.complete] or trials, key=lambda t: t.score)
             mlflow.log_metrics(numeric({"best_oof_score": best.score, "finished_trials": len(trials)}))
+        mlflow.set_tag("mlflow.note.content", describe(plan, where, sum(t.complete for t in trials)))
     print_summary(plan, study_dir, trials, uri)
+    print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}")
     return trials
 
 

@@ -9,11 +9,14 @@ from typing import Any
 import ray
 from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from search.config import Plan
+from search.optuna_pruned import PrunedAwareOptunaSearch
+from search.placement import demand
 from search.spaces import domain_values, to_tune
+from search.stages import StageRun, tune_location
 from trainables.config import ModelConfig, TrainConfig
 from trainables.tune_edge import tune_trainable
 
@@ -59,13 +62,20 @@ def trial_name(trial: Any) -> str:
     return f"{trial.trial_id} {arch}/{encoder}"
 
 
-def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, parent_run_id: str) -> tune.Tuner:
+def make_tuner(
+    plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, parent_run_id: str, stage: StageRun | None = None, where: Any = None
+) -> tune.Tuner:
+    stage = stage or StageRun("full", plan)  # search/stages.py: the stage's plan, promoted points, node kind
+    plan = stage.plan
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
     param_space.setdefault("seed", plan.config.seed)
-    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), _resources(plan))
-    searcher = OptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
-    scheduler = ASHAScheduler(
+    resources = demand(_resources(plan), stage.kind)
+    trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), resources)
+    searcher = PrunedAwareOptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
+    if stage.from_screen:
+        searcher = BasicVariantGenerator(points_to_evaluate=stage.points)
+    scheduler = FIFOScheduler() if not stage.asha else ASHAScheduler(
         max_t=epochs,
         grace_period=min(plan.config.scheduler.grace_period, epochs),
         reduction_factor=plan.config.scheduler.reduction_factor,
@@ -73,9 +83,12 @@ def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, pa
     callback = MLflowLoggerCallback(
         tracking_uri=mlflow_uri,
         experiment_name=experiment,
-        tags={"mlflow.parentRunId": parent_run_id, "study": str(study_dir)},
+        tags={"mlflow.parentRunId": parent_run_id, "study": str(study_dir), "stage": stage.name},
         save_artifact=False,
     )
+    if where is not None:  # search/progress.py: the live table of nodes, which tags these runs
+        where.begin_stage(stage.name, callback)
+    storage_path, name = tune_location(plan, study_dir, stage.name)
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -84,16 +97,17 @@ def make_tuner(plan: Plan, study_dir: Path, mlflow_uri: str, experiment: str, pa
             mode=MODE,
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=plan.config.trials,
+            num_samples=stage.num_samples,
             max_concurrent_trials=plan.config.ray.max_concurrent or None,
             trial_name_creator=trial_name,
             trial_dirname_creator=lambda trial: f"ray-{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=study_dir.name,
-            storage_path=str(study_dir.parent),
-            callbacks=[callback],
+            name=name,
+            storage_path=storage_path,
+            callbacks=[callback] if where is None else [callback, where],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=2),  # a lost node: retry from the last checkpoint
             verbose=1,
         ),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from trainables.fit import run_trial
@@ -16,9 +17,10 @@ from trainables.fit import run_trial
 def tune_trainable(config: dict[str, Any], study_dir: str) -> None:
     """A Ray Tune function trainable: ``tune.with_parameters(tune_trainable, study_dir=...)``."""
     context = tune.get_context()
+    node_id = ray.get_runtime_context().get_node_id()  # Tune adds node_ip; the id names the node in MLflow
 
     def report(metrics: dict[str, Any], checkpoint: Path) -> None:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+        tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:

@@ -1,0 +1,78 @@
+"""The stages of a search on the cluster it joined: place them, check a node can take them, run them.
+
+For each stage (search/stages.py) the trial's request (CPUs, GPUs, the stage's node kind) is checked
+against the live nodes before Tune starts, so a missing ``heavy`` node is one clear error instead of
+trials PENDING forever. A :class:`~search.progress.WhereTable` follows every trial's node; its
+summary is printed at the end and becomes the MLflow parent run's description.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from ensembling.store import read_trials
+from search.placement import check_fits, demand, nodes_of, stage_kind
+from search.progress import WhereTable
+from search.stages import StageRun, full_run, stage_runs
+from search.tuner import _resources, make_tuner
+
+
+def node_kinds() -> dict[str, str]:
+    """Node address -> kind, for the nodes that declare one."""
+    out = {}
+    for node in nodes_of(ray.nodes()):
+        kinds = [k for k in ("proto", "heavy") if k in node.resources]
+        if kinds:
+            out[node.address] = "+".join(kinds)
+    return out
+
+
+def place(stage: StageRun) -> StageRun:
+    """Pick the stage's node kind and check that a live node can hold one of its trials."""
+    config = stage.plan.config
+    nodes = nodes_of(ray.nodes())
+    stage.kind = stage_kind(stage.name, getattr(config.place, stage.name), nodes)
+    warning = check_fits(stage.name, demand(_resources(stage.plan), stage.kind), nodes, config.ray.wait_for_nodes)
+    if warning:
+        print(warning, flush=True)
+    where = f"on nodes with {stage.kind!r}" if stage.kind else "on any node"
+    print(f"Stage {stage.name}: {stage.num_samples} trial(s) {where}", flush=True)
+    return stage
+
+
+def run_stages(plan: Any, study_dir: Path, uri: str, experiment: str, parent_run_id: str) -> WhereTable:
+    """Run the search's stages in order; returns the table of what ran where."""
+    where = WhereTable(kinds=node_kinds())
+    stages = stage_runs(plan, read_trials(study_dir))
+    for stage in stages:
+        _run(place(stage), study_dir, uri, experiment, parent_run_id, where)
+    if plan.config.stage == "both":
+        full = full_run(plan, read_trials(study_dir))
+        _run(place(full), study_dir, uri, experiment, parent_run_id, where)
+    return where
+
+
+def _run(stage: StageRun, study_dir: Path, uri: str, experiment: str, parent_run_id: str, where: WhereTable) -> None:
+    if stage.num_samples == 0:
+        print(f"Stage {stage.name}: nothing to run (every promoted configuration is already trained in full)")
+        return
+    if stage.from_screen:
+        print(f"Stage full: promoting the best {len(stage.points)} screened configuration(s): {stage.points}", flush=True)
+    make_tuner(stage.plan, study_dir, uri, experiment, parent_run_id, stage=stage, where=where).fit()
+
+
+def describe(plan: Any, where: WhereTable, finished: int) -> str:
+    """The MLflow parent run's description (markdown): the stages, what ran where, the outcome."""
+    lines = [f"**Search {plan.config.study_name}**: stage={plan.config.stage}, space `{Path(plan.config.space).name}`."]
+    if plan.config.description:
+        lines.append(plan.config.description)
+    lines.append("")
+    lines.append("What ran where (stage: node (kind): trials):")
+    lines.append("")
+    lines += [f"- {line}" for line in where.summary().splitlines()] or ["- no trial ran"]
+    lines.append("")
+    lines.append(f"{finished} trial(s) finished every fold and feed the selector.")
+    return "\n".join(lines)
