@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from mlflow import MlflowClient
+from mlflow.entities import RunTag
 from ray.tune import Callback
 
 
@@ -37,7 +38,7 @@ class WhereTable(Callback):
 
     def __init__(self, kinds: dict[str, str] | None = None, out: TextIO | None = None, every: float = 30.0) -> None:
         self.kinds = kinds or {}  # node address -> kind (proto, heavy), for the summary
-        self.out = out or sys.stdout
+        self.out = out  # None: sys.stdout when printing (Tune pickles its callbacks; a stream does not pickle)
         self.every = every
         self.stage = "full"
         self.trials: dict[str, TrialWhere] = {}
@@ -95,15 +96,14 @@ class WhereTable(Callback):
         if kind:
             tags["ray.node_kind"] = kind
         client = MlflowClient(tracking_uri=self.mlflow_logger.tracking_uri)
-        for key, value in tags.items():
-            client.set_tag(runs[trial], key, value)
+        client.log_batch(runs[trial], tags=[RunTag(key, value) for key, value in tags.items()])
 
     def table(self) -> str:
-        lines = [f"  {'trial':<32} {'stage':<6} {'status':<8} {'node':<22} {'epoch':>5} {'score':>7}"]
+        lines = [f"  {'trial':<32} {'stage':<6} {'status':<8} {'node':<40} {'epoch':>5} {'score':>7}"]
         for where in self.trials.values():
             node = " -> ".join(f"{n}{self._kind(n)}" for n in where.nodes) or "-"
             score = "-" if where.score is None else f"{where.score:.4f}"
-            lines.append(f"  {where.name[:32]:<32} {where.stage:<6} {where.status:<8} {node:<22} {where.epoch:>5} {score:>7}")
+            lines.append(f"  {where.name[:32]:<32} {where.stage:<6} {where.status:<8} {node:<40} {where.epoch:>5} {score:>7}")
         return "\n".join(lines)
 
     def _kind(self, node: str) -> str:
@@ -116,7 +116,7 @@ class WhereTable(Callback):
         self._printed = now
         counts = Counter(w.status for w in self.trials.values())
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        print(f"\nTrials ({head}):\n{self.table()}", file=self.out, flush=True)
+        print(f"\nTrials ({head}):\n{self.table()}", file=self.out or sys.stdout, flush=True)
 
     def summary(self) -> str:
         """What ran where, one line per stage and node: how many trials, finished, stopped, failed."""
