@@ -29,6 +29,7 @@ step "namespace: loopback up, private /tmp and /root"
 ip link set lo up
 mount --make-rprivate /
 mkdir -p "$WORK/root-upper" "$WORK/root-work" "$WORK/sshd"
+mount --bind "$WORK" /mnt && WORK=/mnt  # WORK may be under /tmp, which is covered next
 mount -t overlay overlay -o "lowerdir=/root,upperdir=$WORK/root-upper,workdir=$WORK/root-work" /root
 mount -t tmpfs tmpfs /tmp
 mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
@@ -61,15 +62,13 @@ cd "$REPO"
 step "ray up"
 ray up -y "$WORK/cluster.yaml" --no-config-cache
 step "waiting for the heavy worker"
-python - <<'EOF'
-import time, ray
-ray.init(address="127.0.0.2:6379", _node_ip_address="127.0.0.2", logging_level="ERROR")
-deadline = time.time() + 120
-while time.time() < deadline and ray.cluster_resources().get("heavy", 0) < 1:
-    time.sleep(1)
-print("cluster resources:", {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "proto", "heavy")})
-assert ray.cluster_resources().get("heavy", 0) >= 1, "the heavy worker did not join"
-EOF
+for _ in $(seq 60); do
+  timeout 30 ray status --address 127.0.0.2:6379 > "$WORK/status.txt" 2>&1 || true
+  grep -q "heavy" "$WORK/status.txt" && break
+  sleep 2
+done
+grep -E "CPU|proto|heavy" "$WORK/status.txt" || true
+grep -q "heavy" "$WORK/status.txt" || { echo "error: the heavy worker did not join"; cat "$WORK/status.txt"; exit 1; }
 
 step "ray job submit"
 ray job submit --address http://127.0.0.2:8265 \
