@@ -104,3 +104,15 @@ def test_tune_keeps_the_stages_apart_and_passes_a_storage_uri_through(tmp_path: 
     plan = load_plan([*BASE, "study=s", "ray.storage=s3://bucket/runs/"])
     assert tune_location(plan, tmp_path / "s", "full") == ("s3://bucket/runs", "s")
     assert tune_location(plan, tmp_path / "s", "screen") == ("s3://bucket/runs", "s-screen")
+
+
+def test_fractional_gpus_come_from_the_space_or_the_command_line(tmp_path: Path) -> None:
+    from search.tuner import _resources
+
+    space = tmp_path / "gpu.yaml"
+    space.write_text("settings:\n  ray.gpus_per_trial: 0.25\n  ray.cpus_per_trial: 2\nsearch:\n  train.lr: {loguniform: [1.0e-4, 1.0e-3]}\n")
+    plan = load_plan([f"space={space}"])
+    assert demand(_resources(plan), "heavy") == {"cpu": 2.0, "gpu": 0.25, "heavy": 0.01}
+    plan = load_plan([f"space={space}", "ray.gpus_per_trial=0.5"])
+    assert _resources(plan)["gpu"] == 0.5
+    check_fits("full", demand(_resources(plan), "heavy"), CLUSTER)  # half of 127.0.0.3's GPU
