@@ -14,7 +14,7 @@ from typing import Any
 import ray
 
 from ensembling.store import read_trials
-from search.placement import check_fits, demand, nodes_of, stage_kind
+from search.placement import auto_cpus, check_fits, demand, nodes_of, stage_kind
 from search.progress import WhereTable
 from search.stages import StageRun, full_run, stage_runs
 from search.tuner import _resources, make_tuner
@@ -35,11 +35,16 @@ def place(stage: StageRun) -> StageRun:
     config = stage.plan.config
     nodes = nodes_of(ray.nodes())
     stage.kind = stage_kind(stage.name, getattr(config.place, stage.name), nodes)
-    warning = check_fits(stage.name, demand(_resources(stage.plan), stage.kind), nodes, config.ray.wait_for_nodes)
+    resources = _resources(stage.plan)
+    if config.ray.cpus_per_trial <= 0:  # shared among the trials on the stage's own nodes
+        resources["cpu"] = auto_cpus(nodes, stage.kind, stage.num_samples)
+    stage.resources = demand(resources, stage.kind)
+    warning = check_fits(stage.name, stage.resources, nodes, config.ray.wait_for_nodes)
     if warning:
         print(warning, flush=True)
     where = f"on nodes with {stage.kind!r}" if stage.kind else "on any node"
-    print(f"Stage {stage.name}: {stage.num_samples} trial(s) {where}", flush=True)
+    asks = ", ".join(f"{k} {v:g}" for k, v in stage.resources.items())
+    print(f"Stage {stage.name}: {stage.num_samples} trial(s) {where}, each with {asks}", flush=True)
     return stage
 
 

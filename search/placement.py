@@ -54,6 +54,14 @@ def demand(resources: Mapping[str, float], kind: str | None) -> dict[str, float]
     return out
 
 
+def auto_cpus(nodes: list[Node], kind: str | None, trials: int) -> float:
+    """CPUs per trial when the user gave none: the CPUs of the stage's nodes shared among its trials,
+    never more than its biggest node has (a trial runs on one node)."""
+    cpus = [n.resources.get("CPU", 0.0) for n in nodes if kind is None or kind in n.resources]
+    total, biggest = int(sum(cpus)), int(max(cpus, default=1))
+    return float(max(1, min(biggest, total // max(1, min(trials, total)))))
+
+
 def fits(request: Mapping[str, float], node: Node) -> bool:
     return all(node.resources.get(NAMES.get(k, k), 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
 

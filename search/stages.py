@@ -37,6 +37,7 @@ class StageRun:
     points: list[dict[str, Any]] = field(default_factory=list)  # promoted configurations, tried as given
     from_screen: bool = False  # trains the promoted points, not fresh samples
     kind: str | None = None  # the node resource its trials ask for (search/placement.py)
+    resources: dict[str, float] | None = None  # each trial's request, once placed (cpu, gpu, kind)
 
     @property
     def asha(self) -> bool:

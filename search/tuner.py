@@ -70,7 +70,7 @@ def make_tuner(
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
     param_space.setdefault("seed", plan.config.seed)
-    resources = demand(_resources(plan), stage.kind)
+    resources = stage.resources or demand(_resources(plan), stage.kind)
     trainable = tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), resources)
     searcher = PrunedAwareOptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
     if stage.from_screen:

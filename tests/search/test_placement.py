@@ -116,3 +116,13 @@ def test_fractional_gpus_come_from_the_space_or_the_command_line(tmp_path: Path)
     plan = load_plan([f"space={space}", "ray.gpus_per_trial=0.5"])
     assert _resources(plan)["gpu"] == 0.5
     check_fits("full", demand(_resources(plan), "heavy"), CLUSTER)  # half of 127.0.0.3's GPU
+
+
+def test_cpus_left_to_the_search_are_shared_on_the_stages_own_nodes() -> None:
+    from search.placement import auto_cpus
+
+    nodes = nodes_of([node("127.0.0.2", proto=1.0), {**node("127.0.0.3", heavy=1.0), "Resources": {"CPU": 8.0, "heavy": 1.0}}])
+    assert auto_cpus(nodes, "heavy", trials=2) == 4.0  # 8 heavy CPUs for 2 trials
+    assert auto_cpus(nodes, "heavy", trials=1) == 8.0
+    assert auto_cpus(nodes, "proto", trials=4) == 1.0
+    assert auto_cpus(nodes, None, trials=1) == 8.0  # 10 CPUs in all, but no node has more than 8
