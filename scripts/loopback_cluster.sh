@@ -49,7 +49,10 @@ step "cluster.yaml for this run"
 python - "$REPO/cluster.yaml" "$WORK/cluster.yaml" <<'EOF'
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
-config["setup_commands"] = ["grep -q 'PYTHONPATH=~/kvs' ~/.bashrc || echo 'export PYTHONPATH=~/kvs OMP_NUM_THREADS=1' >> ~/.bashrc"]
+import os
+bin_dir = os.path.dirname(sys.executable)  # this python (a venv, pyenv ...) on every ssh session's PATH
+line = f"export PATH={bin_dir}:$PATH PYTHONPATH=~/kvs OMP_NUM_THREADS=1"
+config["setup_commands"] = [f"grep -q 'PYTHONPATH=~/kvs' ~/.bashrc || echo '{line}' >> ~/.bashrc"]
 # small object stores: the machine is shared
 config["head_start_ray_commands"][-1] += " --num-cpus=2 --object-store-memory=200000000"
 config["worker_start_ray_commands"][-1] += " --num-cpus=1 --object-store-memory=200000000"
