@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import ray
 
 from ensembling.store import read_trials
@@ -67,6 +68,18 @@ def _run(stage: StageRun, study_dir: Path, uri: str, experiment: str, parent_run
     if stage.from_screen:
         print(f"Stage full: promoting the best {len(stage.points)} screened configuration(s): {stage.points}", flush=True)
     make_tuner(stage.plan, study_dir, uri, experiment, parent_run_id, stage=stage, where=where).fit()
+
+
+def runs_link(uri: str, experiment: str) -> str:
+    """The experiment's runs table in the MLflow UI.
+
+    MLflow 3.17's UI opens on the GenAI overview unless told ``workflowType=machine_learning``
+    (its GenAI / Model training switch wins over the experiment's ``mlflow.experimentKind`` tag).
+    """
+    found = mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    where = f"#/experiments/{found.experiment_id}" if found else "#/experiments"
+    return f"{base}/{where}?workflowType=machine_learning"
 
 
 def describe(plan: Any, where: WhereTable, finished: int) -> str:

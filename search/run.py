@@ -15,7 +15,7 @@ import mlflow
 
 from ensembling.store import TrialRecord, read_trials
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
-from search.cluster import describe, run_stages
+from search.cluster import describe, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.tuner import start_ray
 from trainables.atomic import write_yaml
@@ -58,7 +58,7 @@ def run(plan: Plan) -> list[TrialRecord]:
             mlflow.log_metrics(numeric({"best_oof_score": best.score, "finished_trials": len(trials)}))
         mlflow.set_tag("mlflow.note.content", describe(plan, where, sum(t.complete for t in trials)))
     print_summary(plan, study_dir, trials, uri)
-    print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}")
+    print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}\nRuns table: {runs_link(uri, experiment)}")
     return trials
 
 

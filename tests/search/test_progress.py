@@ -58,3 +58,11 @@ def test_the_experiment_opens_on_its_runs_table(tmp_path: Path) -> None:
     experiment_id = use_experiment(uri, "study")
     tags = mlflow.MlflowClient(tracking_uri=uri).get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_runs_link_asks_the_ui_for_model_training(tmp_path: Path) -> None:
+    from search.cluster import runs_link
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = use_experiment(uri, "study")
+    assert runs_link(uri, "study") == f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning"
