@@ -43,32 +43,49 @@ def test_rays_own_searcher_records_the_stopped_trial_as_complete() -> None:
     assert states["stopped"] == TrialState.COMPLETE
 
 
+REAL_RUN = """
+import json, sys
+import ray
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from search.optuna_pruned import PrunedAwareOptunaSearch
+
+def trainable(config):
+    for epoch in range(1, 5):
+        score = config["x"] * epoch
+        tune.report({"score": score, **({"oof_score": score} if epoch == 4 else {})})
+
+searcher = PrunedAwareOptunaSearch(seed=0)
+ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
+tuner = tune.Tuner(
+    trainable,
+    param_space={"x": tune.uniform(0.0, 1.0)},
+    tune_config=tune.TuneConfig(
+        metric="score", mode="max", search_alg=searcher, num_samples=8, max_concurrent_trials=2,
+        scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
+    ),
+    run_config=tune.RunConfig(storage_path=sys.argv[1], verbose=0),
+)
+results = tuner.fit()
+ray.shutdown()
+states = [t.state for t in searcher.study.trials]
+print(json.dumps({"finished": sum(1 for r in results if "oof_score" in r.metrics),
+                  "complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED)}))
+"""
+
+
 @pytest.mark.slow
 def test_asha_stops_reach_optuna_as_pruned_in_a_real_tune_run(tmp_path) -> None:
-    import ray
-    from ray.tune.schedulers import ASHAScheduler
+    """In a child process: a Ray session of its own, nothing left behind in this one."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    def trainable(config):
-        for epoch in range(1, 5):
-            score = config["x"] * epoch
-            tune.report({"score": score, **({"oof_score": score} if epoch == 4 else {})})
-
-    searcher = PrunedAwareOptunaSearch(seed=0)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
-    try:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"x": tune.uniform(0.0, 1.0)},
-            tune_config=tune.TuneConfig(
-                metric="score", mode="max", search_alg=searcher, num_samples=8, max_concurrent_trials=2,
-                scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
-            ),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
-        )
-        results = tuner.fit()
-    finally:
-        ray.shutdown()
-    finished = sum(1 for r in results if "oof_score" in r.metrics)
-    states = [t.state for t in searcher.study.trials]
-    assert states.count(TrialState.COMPLETE) == finished
-    assert states.count(TrialState.PRUNED) == 8 - finished > 0
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", REAL_RUN, str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["complete"] == counts["finished"]
+    assert counts["pruned"] == 8 - counts["finished"] > 0
