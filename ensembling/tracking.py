@@ -32,7 +32,10 @@ def use_experiment(uri: str, experiment: str) -> str:
     """Point MLflow at the store and experiment; returns the experiment id."""
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a file: URI keeps working if a user gives one
     mlflow.set_tracking_uri(uri)
-    return mlflow.set_experiment(experiment).experiment_id
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    # the MLflow 3 UI opens an experiment of this kind on its runs table, not on the GenAI traces overview
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    return experiment_id
 
 
 def clean_params(params: dict[str, Any]) -> dict[str, str]:

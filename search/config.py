@@ -27,6 +27,8 @@ class RayConfig:
     gpus_per_trial: float = -1.0  # -1: one GPU per trial when the cluster has GPUs, else none
     max_concurrent: int = 0  # 0: as many as the resources allow
     retries: int = 2  # a trial whose worker dies is retried this often from its last checkpoint
+    storage: str | None = None  # where Tune keeps checkpoints: None, the study folder; or a URI (s3://...)
+    wait_for_nodes: bool = False  # a cluster that autoscales: warn, not fail, when no node has a resource
 
 
 @dataclass
@@ -39,6 +41,28 @@ class MlflowConfig:
 class SchedulerConfig:
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: int = 2
+
+
+@dataclass
+class ScreenConfig:
+    """Screening trials: one fold, a smaller image, maybe fewer epochs (see search/stages.py)."""
+
+    folds: list[int] = field(default_factory=lambda: [0])
+    scale: float = 0.5  # times the trial's train.scale
+    epochs: int = 0  # 0: the trial's own train.epochs
+
+
+@dataclass
+class PromoteConfig:
+    k: int = 2  # the best k screened configurations train every fold at full scale
+
+
+@dataclass
+class PlaceConfig:
+    """The node resource each stage's trials ask for: auto (proto/heavy when the cluster has them), none, a name."""
+
+    screen: str = "auto"
+    full: str = "auto"
 
 
 @dataclass
@@ -57,6 +81,10 @@ class SearchConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    stage: str = "full"  # screen | full | both (see search/stages.py)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+    promote: PromoteConfig = field(default_factory=PromoteConfig)
+    place: PlaceConfig = field(default_factory=PlaceConfig)
 
     @property
     def study_name(self) -> str:
@@ -154,9 +182,11 @@ def _check(config: SearchConfig) -> None:
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
+    from search.stages import check_stage_config
     from trainables.metrics import get_metric
 
     get_metric(config.metric)  # an unknown name lists the registered metrics
+    check_stage_config(config)
 
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:

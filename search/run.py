@@ -16,13 +16,14 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
+from search.cluster import describe, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
 from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
 from search.outcome import Outcome, error_files, outcome
-from search.resume import begun, check_same_search, fresh_name, make_study_folder, remove_unrecorded, trial_id_of
+from search.resume import begun, check_same_search, fresh_name, make_study_folder
 from search.session import interrupts_as_ctrl_c, ray_stopped_after
-from search.tuner import make_tuner, restore_tuner, start_ray
+from search.tuner import start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
 from trainables.data.inspect import write_data_picture
@@ -72,17 +73,15 @@ def run(plan: Plan) -> int:
             with ray_stopped_after(start_ray(plan)), interrupts_as_ctrl_c():
                 if resuming:
                     print(f"Resuming study {plan.config.study_name}: finished trials are kept, unfinished ones go on from their last checkpoint")
-                    tuner = restore_tuner(plan, study_dir)
-                    known = _known_trials(tuner)
-                    if known is not None:
-                        remove_unrecorded(study_dir, known)
-                else:
-                    tuner = make_tuner(plan, study_dir, {"study": str(study_dir)})
-                result = outcome(study_dir, tuner.fit())
+                # search/cluster.py: each stage placed on its nodes, restored where it had begun, run
+                where, grids = run_stages(plan, study_dir, {"study": str(study_dir)}, resuming)
+                result = _outcome(study_dir, grids)
             if result.finished:
-                best = max(result.finished, key=lambda t: t.score)
+                # screening trials (one fold) count only when no trial trained every fold
+                best = max([t for t in result.finished if t.complete] or result.finished, key=lambda t: t.score)
                 metrics = {"best_oof_score": best.score, "finished_trials": len(result.finished), "failed_trials": len(result.failed)}
                 client.log_batch(parent, metrics=_metrics(metrics))
+            client.set_tag(parent, "mlflow.note.content", describe(plan, where, sum(t.complete for t in result.finished)))
             status = KILLED if result.unfinished else FINISHED
         except KeyboardInterrupt:
             status = KILLED
@@ -90,6 +89,8 @@ def run(plan: Plan) -> int:
         finally:
             client.set_terminated(parent, status)
     print_summary(plan, study_dir, result, str(plan.config.mlflow.uri))
+    print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}")
+    print(f"Runs table: {runs_link(str(plan.config.mlflow.uri), str(plan.config.mlflow.experiment))}")
     return result.status
 
 
@@ -121,12 +122,13 @@ def _metrics(values: dict[str, Any]) -> list[Metric]:
     return [Metric(k, v, now, 0) for k, v in numeric(values).items()]
 
 
-def _known_trials(tuner: Any) -> list[str] | None:
-    """The trial ids the restored search knows, or None if Tune could not tell (then nothing is removed)."""
-    try:
-        return [trial_id_of(r.path) for r in tuner.get_results()]
-    except RuntimeError:
-        return None
+def _outcome(study_dir: Path, grids: list[Any]) -> Outcome:
+    """What every stage's result grid and the study folder say: finished, failed and unfinished trials."""
+    parts = [outcome(study_dir, grid) for grid in grids]
+    finished = parts[-1].finished if parts else outcome(study_dir, []).finished
+    return Outcome(finished=finished, failed=[f for o in parts for f in o.failed], unfinished=[u for o in parts for u in o.unfinished])
+
+
 def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> None:
     trials = result.finished
     print(f"\nStudy {plan.config.study_name}: {len(trials)} finished trial(s) in {study_dir}")

@@ -8,14 +8,18 @@ from typing import Any
 
 import ray
 from ray import tune
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.schedulers import FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from search.config import Plan
 from search.mlflow_runs import TrialRuns
+from search.optuna_pruned import PrunedAwareOptunaSearch
+from search.placement import demand
 from search.resume import RAY_TRIAL_PREFIX
 from search.rungs import ResumableASHA
 from search.session import node_ip
 from search.spaces import domain_values, to_tune
+from search.stages import StageRun, tune_location
 from trainables.config import ModelConfig, TrainConfig
 from trainables.contract import StudyFolder
 from trainables.gpu import fit_packing
@@ -68,27 +72,35 @@ def trial_name(trial: Any) -> str:
     return f"{trial.trial_id} {arch}/{encoder}"
 
 
-def _trainable(plan: Plan, study_dir: Path) -> Any:
+def _trainable(plan: Plan, study_dir: Path, stage: StageRun | None = None) -> Any:
+    stage = stage or StageRun("full", plan)  # search/stages.py: the stage's plan, promoted points, node kind
+    resources = stage.resources or demand(_resources(stage.plan), stage.kind)
     # Fractional GPUs are bookkeeping only: probe a trial's peak memory and shrink a packing that would not fit.
-    resources = fit_packing(_resources(plan), plan.fixed, {k: domain_values(s) for k, s in plan.search.items()}, study_dir)
+    resources = fit_packing(resources, stage.plan.fixed, {k: domain_values(s) for k, s in stage.plan.search.items()}, study_dir)
     return tune.with_resources(tune.with_parameters(tune_trainable, study_dir=str(study_dir)), resources)
 
 
-def restore_tuner(plan: Plan, study_dir: Path) -> tune.Tuner:
+def restore_tuner(plan: Plan, study_dir: Path, stage: StageRun | None = None) -> tune.Tuner:
     """The study's interrupted search: finished trials kept, unfinished and errored ones go on from
     their last checkpoint, the searcher as Tune saved it, the ASHA rungs from scheduler.json."""
-    return tune.Tuner.restore(str(study_dir), trainable=_trainable(plan, study_dir), resume_unfinished=True, resume_errored=True)
+    storage_path, name = tune_location(plan, study_dir, (stage or StageRun("full", plan)).name)
+    path = f"{storage_path.rstrip('/')}/{name}"
+    return tune.Tuner.restore(path, trainable=_trainable(plan, study_dir, stage), resume_unfinished=True, resume_errored=True)
 
 
-def make_tuner(plan: Plan, study_dir: Path, tags: dict[str, str]) -> tune.Tuner:
+def make_tuner(plan: Plan, study_dir: Path, tags: dict[str, str], stage: StageRun | None = None, where: Any = None) -> tune.Tuner:
+    stage = stage or StageRun("full", plan)
+    full_plan, plan = plan, stage.plan
     epochs = _max_epochs(plan)
     param_space = {**plan.fixed, **{key: to_tune(spec) for key, spec in plan.search.items()}}
     param_space.setdefault("seed", plan.config.seed)
-    searcher = OptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
+    searcher: Any = PrunedAwareOptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
+    if stage.from_screen:
+        searcher = BasicVariantGenerator(points_to_evaluate=stage.points)
     # ASHA compares trials at the epoch they report (it survives a resume, unlike Tune's iteration count).
     # Tune itself gets no metric: its "current best trial" would name a trial that died after a good epoch.
-    scheduler = ResumableASHA(
-        StudyFolder(study_dir).scheduler_state,
+    scheduler = FIFOScheduler() if not stage.asha else ResumableASHA(
+        StudyFolder(study_dir).scheduler_state if stage.name == "full" else StudyFolder(study_dir).root / f"scheduler-{stage.name}.json",
         time_attr="epoch",
         metric=METRIC,
         mode=MODE,
@@ -96,22 +108,26 @@ def make_tuner(plan: Plan, study_dir: Path, tags: dict[str, str]) -> tune.Tuner:
         grace_period=min(plan.config.scheduler.grace_period, epochs),
         reduction_factor=plan.config.scheduler.reduction_factor,
     )
+    runs = TrialRuns(str(study_dir), {**tags, "stage": stage.name})
+    if where is not None:  # search/progress.py: the live table of nodes, which tags these runs
+        where.begin_stage(stage.name, runs)
+    storage_path, name = tune_location(full_plan, study_dir, stage.name)
     return tune.Tuner(
-        _trainable(plan, study_dir),
+        _trainable(full_plan, study_dir, stage),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=plan.config.trials,
+            num_samples=stage.num_samples,
             max_concurrent_trials=plan.config.ray.max_concurrent or None,
             trial_name_creator=trial_name,
             trial_dirname_creator=lambda trial: f"{RAY_TRIAL_PREFIX}{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=study_dir.name,
-            storage_path=str(study_dir.parent),
-            callbacks=[TrialRuns(str(study_dir), tags)],
-            failure_config=tune.FailureConfig(max_failures=plan.config.ray.retries),
+            name=name,
+            storage_path=storage_path,
+            callbacks=[runs] if where is None else [runs, where],
+            failure_config=tune.FailureConfig(max_failures=plan.config.ray.retries),  # a lost node: retry from the last checkpoint
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=1,
         ),

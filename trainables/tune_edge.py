@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from trainables.contract import DamagedFile, StudyFolder
@@ -31,13 +32,14 @@ def tune_trainable(config: dict[str, Any], study_dir: str) -> None:
     """A Ray Tune function trainable: ``tune.with_parameters(tune_trainable, study_dir=...)``."""
     context = tune.get_context()
     trial_id = context.get_trial_id()
+    node_id = ray.get_runtime_context().get_node_id()  # Tune adds node_ip; the id names the node in MLflow
     finished = _finished_metrics(study_dir, trial_id)
     if finished is not None:
-        tune.report(finished)
+        tune.report({**finished, "node_id": node_id})
         return
 
     def report(metrics: dict[str, Any], checkpoint: Path) -> None:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+        tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:

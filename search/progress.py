@@ -1,0 +1,132 @@
+"""Where each trial runs: a live table on the terminal, node tags on the MLflow runs, a final summary.
+
+Tune puts ``node_ip`` in every result; the trial adds Ray's ``node_id`` (``trainables/tune_edge.py``).
+:class:`WhereTable` prints a compact table of the trials (stage, status, node, epoch, score) each time
+one starts, moves to another node, or ends, and at most every ``every`` seconds otherwise; it tags
+each trial's MLflow child run with the node(s) it ran on; and :meth:`WhereTable.summary` says what
+ran where, for the terminal and for the parent run's description.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from mlflow.entities import RunTag
+from ray.tune import Callback
+
+
+@dataclass
+class TrialWhere:
+    trial_id: str
+    name: str
+    stage: str
+    status: str = "PENDING"
+    nodes: list[str] = field(default_factory=list)  # node addresses in the order the trial ran on them
+    node_ids: list[str] = field(default_factory=list)
+    epoch: int = 0
+    score: float | None = None
+    final: bool = False  # reported its final result (its folder is written)
+
+
+class WhereTable(Callback):
+    """A Tune callback that follows each trial's node; one instance may serve several stages."""
+
+    def __init__(self, kinds: dict[str, str] | None = None, out: TextIO | None = None, every: float = 30.0) -> None:
+        self.kinds = kinds or {}  # node address -> kind (proto, heavy), for the summary
+        self.out = out  # None: sys.stdout when printing (Tune pickles its callbacks; a stream does not pickle)
+        self.every = every
+        self.stage = "full"
+        self.trials: dict[str, TrialWhere] = {}
+        self.mlflow_logger: Any = None  # the stage's TrialRuns callback, to tag its runs
+        self._printed = 0.0
+
+    def begin_stage(self, stage: str, mlflow_logger: Any = None) -> None:
+        self.stage, self.mlflow_logger = stage, mlflow_logger
+
+    def _get(self, trial: Any) -> TrialWhere:
+        if trial.trial_id not in self.trials:
+            self.trials[trial.trial_id] = TrialWhere(trial.trial_id, str(trial), self.stage)
+        return self.trials[trial.trial_id]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._get(trial).status = "RUNNING"
+        self._show(force=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        where = self._get(trial)
+        where.status = "RUNNING"
+        where.epoch = int(result.get("epoch", where.epoch))
+        where.score = result.get("score", where.score)
+        where.final = where.final or "oof_score" in result
+        node, node_id = str(result.get("node_ip", "?")), str(result.get("node_id", ""))
+        moved = not where.nodes or where.nodes[-1] != node
+        if moved:
+            where.nodes.append(node)
+            if node_id:
+                where.node_ids.append(node_id)
+            self._tag(trial, where)
+        self._show(force=moved)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        where = self._get(trial)
+        where.status = "DONE" if where.final else "STOPPED"
+        self._show(force=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._get(trial).status = "ERROR"
+        self._show(force=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._get(trial).status = "RETRY"  # lost its node or failed; Tune restarts it from its checkpoint
+        self._show(force=True)
+
+    def _tag(self, trial: Any, where: TrialWhere) -> None:
+        if self.mlflow_logger is None:  # search/mlflow_runs.py TrialRuns: one run per trial, kept across resumes
+            return
+        run_id = self.mlflow_logger.run_id(trial)
+        tags = {"ray.node_ip": where.nodes[-1], "ray.nodes": " -> ".join(where.nodes), "stage": where.stage}
+        if where.node_ids:
+            tags["ray.node_id"] = where.node_ids[-1]
+        kind = self.kinds.get(where.nodes[-1])
+        if kind:
+            tags["ray.node_kind"] = kind
+        self.mlflow_logger.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+
+    def table(self) -> str:
+        lines = [f"  {'trial':<32} {'stage':<6} {'status':<8} {'node':<40} {'epoch':>5} {'score':>7}"]
+        for where in self.trials.values():
+            node = " -> ".join(f"{n}{self._kind(n)}" for n in where.nodes) or "-"
+            score = "-" if where.score is None else f"{where.score:.4f}"
+            lines.append(f"  {where.name[:32]:<32} {where.stage:<6} {where.status:<8} {node:<40} {where.epoch:>5} {score:>7}")
+        return "\n".join(lines)
+
+    def _kind(self, node: str) -> str:
+        return f" ({self.kinds[node]})" if node in self.kinds else ""
+
+    def _show(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._printed < self.every:
+            return
+        self._printed = now
+        counts = Counter(w.status for w in self.trials.values())
+        head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        print(f"\nTrials ({head}):\n{self.table()}", file=self.out or sys.stdout, flush=True)
+
+    def summary(self) -> str:
+        """What ran where, one line per stage and node: how many trials, finished, stopped, failed."""
+        lines = []
+        for stage in dict.fromkeys(w.stage for w in self.trials.values()):
+            per_node: dict[str, Counter] = {}
+            for where in (w for w in self.trials.values() if w.stage == stage):
+                for node in dict.fromkeys(where.nodes or ["(no result)"]):
+                    per_node.setdefault(node, Counter())[where.status] += 1
+                if len(set(where.nodes)) > 1:
+                    per_node.setdefault(" -> ".join(where.nodes), Counter())["moved"] += 1
+            for node, counts in per_node.items():
+                said = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+                lines.append(f"{stage}: {node}{self._kind(node)}: {said}")
+        return "\n".join(lines)
