@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from ensembling.store import read_trials
 from search.config import load_plan
 from search.placement import PlacementError, check_fits, demand, nodes_of, stage_kind
 from search.stages import full_run, promoted, screen_plan, stage_runs, tune_location
+from trainables.contract import TrialFolder
 
 BASE = ["space=quick", "folds=3", "train.scale=0.5", "train.epochs=4"]
 
@@ -73,9 +76,15 @@ def write_trial(study: Path, trial_id: str, score: float, complete: bool, **conf
     folder = study / "trials" / trial_id
     folder.mkdir(parents=True)
     flat = {"model.arch": "Unet", "model.encoder": "resnet18", "train.lr": 1e-3, "train.folds": [0], "seed": 0, **config}
-    (folder / "config.yaml").write_text(json.dumps(flat))  # JSON is YAML
-    (folder / "metrics.json").write_text(json.dumps({"oof_score": score, "complete": complete, "folds": [0]}))
-    (folder / "cost.json").write_text(json.dumps({"ms_per_image_all_folds": 1.0}))
+    trial = TrialFolder(folder)
+    trial.write_config(flat)
+    folds = [0] if not complete else [0, 1, 2]
+    np.save(trial.oof, np.zeros((4, 1, 8, 8), np.uint8))
+    for k in folds:
+        trial.weights(k).parent.mkdir(parents=True)
+        save_file({"w": torch.zeros(2)}, str(trial.weights(k)))
+    trial.write_cost({"ms_per_image": 1.0, "ms_per_image_all_folds": 1.0, "device": "cpu", "reference_ms": 1.0})
+    trial.write_metrics({"oof_score": score, "ms_per_image": 1.0, "complete": complete, "folds": folds, "folds_hash": "h"})
 
 
 def test_the_best_k_distinct_screened_configs_not_yet_trained_are_promoted(tmp_path: Path) -> None:
@@ -85,7 +94,16 @@ def test_the_best_k_distinct_screened_configs_not_yet_trained_are_promoted(tmp_p
     write_trial(tmp_path, "d", 0.6, False, **{"model.encoder": "mobilenet_v2"})
     write_trial(tmp_path, "e", 0.95, False, **{"train.lr": 5e-3})
     write_trial(tmp_path, "e-full", 0.97, True, **{"train.lr": 5e-3, "train.folds": None})  # already promoted
-    plan = load_plan([*BASE, "stage=full", "promote.k=2"])
+    space = tmp_path / "arch_lr.yaml"  # a space of its own: what quick searches may change
+    space.write_text(
+        "description: which decoder, encoder and learning rate\n"
+        "settings: {folds: 3, train.epochs: 4}\n"
+        "search:\n"
+        "  model.arch: {choice: [Unet, FPN]}\n"
+        "  model.encoder: {choice: [resnet18, mobilenet_v2]}\n"
+        "  train.lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+    )
+    plan = load_plan([f"space={space}", "stage=full", "promote.k=2"])
     trials = read_trials(tmp_path)
     points = promoted(plan, trials)
     assert points == [
