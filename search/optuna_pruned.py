@@ -28,6 +28,12 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._final_key = final_key
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An epoch without validation (train.val_every) reports no score: nothing to tell Optuna."""
+        if isinstance(self.metric, str) and self.metric not in result:
+            return
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or self._final_key in result or trial_id in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)

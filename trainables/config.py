@@ -52,6 +52,9 @@ class TrainConfig:
     channels_last: bool = True  # memory format on a GPU (ignored on CPU)
     compile: bool = False  # torch.compile the training forward pass
     accumulate: int = 1  # gradient accumulation: optimizer step every N batches
+    # Validate (and report a score) every N epochs, and always at the last epoch and at each snapshot.
+    # On a CPU validation costs about as much as training: N = the scheduler's grace period halves an epoch.
+    val_every: int = 1
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
 

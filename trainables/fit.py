@@ -76,6 +76,7 @@ def _check_ranges(cfg: TrialConfig) -> None:
         ("train.cycles", t.cycles, t.cycles >= 1, ">= 1"),
         ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (a decay such as 0.99; 0 for none)"),
         ("train.accumulate", t.accumulate, t.accumulate >= 1, ">= 1"),
+        ("train.val_every", t.val_every, t.val_every >= 1, ">= 1"),
         ("train.num_workers", t.num_workers, t.num_workers >= 0, ">= 0"),
         ("train.threads", t.threads, t.threads >= 0, ">= 0"),
     ]
@@ -199,17 +200,26 @@ def _train(study: Study, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRu
         for run in runs:
             run.start_epoch(epoch)
             trained.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate))
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean([t["loss"] for t in trained])),
+            "lr": lr,
+            "images_per_second": sum(t["images"] for t in trained) / max(sum(t["seconds"] for t in trained), 1e-9),
+        }
+        if not (last or epoch + 1 in snapshot_epochs or (epoch + 1) % cfg.train.val_every == 0):
+            # no validation this epoch (train.val_every): a report without a score, which schedulers skip
+            if report is not None:
+                with checkpoint_dir(runs, epoch) as folder:
+                    report({**metrics, "seconds": time.perf_counter() - began}, folder)
+            continue
         tta = cfg.tta if last or epoch + 1 in snapshot_epochs else "none"
         evaluated = [evaluate(run.model, run, loss_fn, tta, study.oof_size, device, dtype) for run in runs]
         probs = [p for p, _ in evaluated]
         post, scores = _score(study, runs, probs, truth)
         metrics = {
-            "epoch": epoch + 1,
-            "train_loss": float(np.mean([t["loss"] for t in trained])),
+            **metrics,
             "val_loss": float(np.mean([v for _, v in evaluated])),
             **scores,
-            "lr": lr,
-            "images_per_second": sum(t["images"] for t in trained) / max(sum(t["seconds"] for t in trained), 1e-9),
             "seconds": time.perf_counter() - began,
         }
         if epoch + 1 in snapshot_epochs:

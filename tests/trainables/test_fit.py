@@ -67,6 +67,15 @@ def test_trial_writes_the_contract_and_reports_each_epoch(study_dir: Path) -> No
     assert tuned_score(np.asarray(oof), study.truth()).score == pytest.approx(written["oof_score"])
 
 
+def test_val_every_scores_only_every_nth_and_the_last_epoch(study_dir: Path) -> None:
+    reports: list[dict] = []
+    config = {**TINY, "train.epochs": 3, "train.val_every": 2, "train.folds": [0]}
+    run_trial(config, study_dir, trial_id="sparse-val", report=lambda m, _: reports.append(dict(m)))
+    assert [m["epoch"] for m in reports] == [1, 2, 3]  # every epoch reports, with its checkpoint
+    assert ["score" in m for m in reports] == [False, True, True]  # validated at epoch 2 and the last
+    assert all("train_loss" in m and "lr" in m for m in reports)
+
+
 def test_trial_on_some_folds_is_marked_incomplete(study_dir: Path) -> None:
     metrics = run_trial({**TINY, "train.epochs": 1, "train.folds": [1]}, study_dir, trial_id="fold1")
     assert metrics["folds"] == [1] and metrics["complete"] is False
