@@ -32,6 +32,8 @@ def start_ray(plan: Plan) -> bool:
     """Join the cluster named by ray.address, or start a local Ray on loopback; True if this call did."""
     # Checkpointing every epoch is the point of a per-epoch report; keep Tune from warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # An epoch without validation (train.val_every) reports no score; ASHA and Optuna skip such reports.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if ray.is_initialized():
         return False
     args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}

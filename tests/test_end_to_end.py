@@ -35,7 +35,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "trials=2",
         "folds=2",
         "data.images=32",
-        "train.epochs=1",
+        "train.epochs=2",
+        "train.val_every=2",  # epoch 1 reports no score: Tune, ASHA and Optuna must take that
         "train.scale=0.125",
         "train.threads=1",
         "ray.node_ip=127.0.0.2",
@@ -125,6 +126,9 @@ def test_mlflow_recorded_every_trial(flow: dict) -> None:
         assert child.info.status == "FINISHED"
     finished = [c for c in children if "oof_score" in c.data.metrics]
     assert finished and all(c.data.metrics["ms_per_image"] > 0 for c in finished)
+    for child in finished:  # train loss every epoch; the score only where the trial validated (val_every=2)
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "score")] == [2]
     assert any(r.data.tags.get("kind") == "select" for r in runs)
 
 
