@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
-from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_args
+from ensembling.cli import COUNT, FLAG, POSITIVE, Typed, command, parse_args
 from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate
@@ -153,7 +153,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
         images=args.get("budget.images", Budget.images),
-        device=str(args.get("budget.device", Budget.device)),
+        device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
     outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
         "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true]"
     )
-    optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": TEXT, "max_steps": COUNT,
+    optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
                 "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
                 "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG}
 
