@@ -22,7 +22,7 @@ def test_a_search_with_no_finished_trial_says_where_the_errors_are(tmp_path: Pat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [
         "space=quick", "study=bad", f"storage={tmp_path}", "trials=1", "folds=2", "data.images=16", "train.epochs=1",
-        "train.scale=0.125", "model.arch=Unet", "model.encoder=resnet18", "model.encoder_depth=3", "train.threads=1",
+        "train.scale=0.125", "model.arch=Unet", "model.encoder=resnet18", "model.encoder_depth=3", "model.decoder_channels=[32,16,8]", "train.threads=1",
         "train.folds=[7]",  # no fold 7 in a 2-fold study: every trial fails at its start
         "ray.retries=0", f"mlflow.uri={uri}",
     ]
