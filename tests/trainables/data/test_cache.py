@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,19 +74,27 @@ def test_pickles_as_paths(tmp_path):
     np.testing.assert_array_equal(copy.get(data.image_ids[2])[0], cache.get(data.image_ids[2])[0])
 
 
-def _build(args):
-    root, cache_dir = args
-    fmt = get_format("folder")
-    data = fmt.read(root, fmt.parse_options({}), Problems())
-    cache = DiskCache(cache_dir, data, data.image_ids, SIZE)
-    return str(cache.images_path), cache.get(data.image_ids[-1])[0].sum()
+BUILD = """
+import sys
+import trainables.data
+from trainables.data.cache import DiskCache
+from trainables.data.formats import get_format
+from trainables.data.problems import Problems
+fmt = get_format("folder")
+data = fmt.read(sys.argv[1], fmt.parse_options({}), Problems())
+cache = DiskCache(sys.argv[2], data, data.image_ids, (int(sys.argv[3]), int(sys.argv[4])))
+print(cache.images_path, int(cache.get(data.image_ids[-1])[0].sum()))
+"""
 
 
 @pytest.mark.slow
 def test_two_processes_building_at_once_agree(tmp_path):
     _folder(tmp_path / "data", n=12)
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.map(_build, [(tmp_path / "data", tmp_path / "cache")] * 2)
+    # two separate interpreters, started together (not a multiprocessing pool inherited from a test process)
+    args = [sys.executable, "-c", BUILD, str(tmp_path / "data"), str(tmp_path / "cache"), *map(str, SIZE)]
+    builders = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [builder.communicate(timeout=300)[0].strip() for builder in builders]
+    assert all(builder.returncode == 0 for builder in builders) and results[0]
     assert results[0] == results[1]
     leftovers = sorted(p.name for p in (tmp_path / "cache").iterdir() if ".tmp-" in p.name)
     assert leftovers == [] and len(list((tmp_path / "cache").glob("*.npy"))) == 2
