@@ -78,7 +78,7 @@ ray job submit --address http://127.0.0.2:8265 \
   --runtime-env-json '{"env_vars": {"PYTHONPATH": "/root/kvs", "OMP_NUM_THREADS": "1"}}' -- \
   python -m search.run space=quick study=up storage=/root/studies mlflow.uri=http://127.0.0.1:5000 \
   stage=both trials=2 promote.k=1 folds=2 data.images=16 train.epochs=1 screen.epochs=1 train.scale=0.25 \
-  model.encoder_depth=3 model.arch=Unet ray.cpus_per_trial=1 ray.node_ip=127.0.0.2 2>&1 | tee "$WORK/job.log"
+  model.encoder_depth=3 model.decoder_channels=[32,16,8] model.arch=Unet ray.cpus_per_trial=1 ray.node_ip=127.0.0.2 2>&1 | tee "$WORK/job.log"
 
 step "reading the MLflow runs"
 python - "$WORK/result.json" <<'EOF'

@@ -70,7 +70,7 @@ def test_two_stages_land_on_their_nodes_and_a_lost_node_is_survived(cluster, tmp
     killer.start()
     argv = [
         "space=quick", "study=s", f"storage={tmp_path / 's'}", f"mlflow.uri={uri}", "stage=both", "trials=2",
-        "promote.k=1", "folds=2", "data.images=16", "train.epochs=4", "train.scale=0.25", "model.encoder_depth=3",
+        "promote.k=1", "folds=2", "data.images=16", "train.epochs=4", "train.scale=0.25", "model.encoder_depth=3", "model.decoder_channels=[32,16,8]",
         "model.arch=Unet", "scheduler.grace_period=2", "screen.epochs=2",
         f"ray.storage=file://{tmp_path / 'ray-store'}",
     ]
