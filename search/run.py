@@ -23,6 +23,7 @@ from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_run
 from search.outcome import Outcome, error_files, outcome
 from search.resume import begun, check_same_search, fresh_name, make_study_folder
 from search.session import interrupts_as_ctrl_c, ray_stopped_after
+from search.stages import tune_location
 from search.tuner import start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
@@ -64,7 +65,7 @@ def run(plan: Plan) -> int:
     """Search (or continue searching) the study; returns the exit status (see Outcome.status)."""
     study_dir = choose_study(plan)
     with StudyLock(StudyFolder(study_dir).lock):
-        resuming = begun(study_dir)
+        resuming = _begun(plan, study_dir)
         prepare(plan)
         client, parent = _open_runs(plan, study_dir, resuming)
         status = FAILED  # what the parent run says if the search ends by an exception
@@ -92,6 +93,12 @@ def run(plan: Plan) -> int:
     print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}")
     print(f"Runs table: {runs_link(str(plan.config.mlflow.uri), str(plan.config.mlflow.experiment))}")
     return result.status
+
+
+def _begun(plan: Plan, study_dir: Path) -> bool:
+    """Whether a stage of this study's search (the full one, or its screen) saved a state to resume from."""
+    places = (tune_location(plan, study_dir, stage) for stage in ("full", "screen"))
+    return any(begun(Path(storage) / name) for storage, name in places if "://" not in storage)
 
 
 def _open_runs(plan: Plan, study_dir: Path, resuming: bool) -> tuple[MlflowClient, str]:
