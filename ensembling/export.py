@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -119,10 +120,10 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     check_folder_target(out, EXPORT_MARKER, {"study folder": study_dir})
     manifest["models"] = models
     manifest["ensemble_id"] = ensemble_id(manifest, models)
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     try:
-        staging.mkdir(parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a new, uniquely named folder beside out: the only things ever deleted are this and an export of ours
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as error:
         raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
     try:
@@ -181,12 +182,23 @@ def nested_score(manifest: dict[str, Any]) -> float | None:
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging``; an old export is removed only once the new one is in place."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    """Replace ``out`` by ``staging``; an old export is removed only once the new one is in place.
+
+    ``out`` is checked again here (it may have changed since the checks before the work): only a folder
+    holding our marker is moved aside, into an empty folder made for it, and deleted from there."""
+    if not out.exists() and not out.is_symlink():
+        os.rename(staging, out)
+        return
+    if out.is_symlink() or not (out / EXPORT_MARKER).is_file():
+        raise ValueError(f"out={out}: appeared while exporting and is not an export of ours; nothing was replaced")
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old)  # onto the empty folder just made: nothing else is overwritten
+    try:
+        os.rename(staging, out)
+    except OSError:
+        os.rename(old, out)  # put the earlier export back
+        raise
+    shutil.rmtree(old)
 
 
 def main(argv: list[str]) -> int:

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ class StudyLock:
 
     def _link(self) -> bool:
         """Write the whole record under a temp name, then link it to the lock name; False if it exists."""
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp = _own_file(self.path, "tmp")
         tmp.write_text(json.dumps(self.record) + "\n")
         try:
             os.link(tmp, self.path)
@@ -124,10 +125,11 @@ class StudyLock:
 
     def _take_over(self, stale: dict[str, Any]) -> bool:
         """Move the stale lock aside, check it is the one judged stale, then link ours (still exclusive)."""
-        aside = self.path.with_name(f".{self.path.name}.stale-{os.getpid()}")
+        aside = _own_file(self.path, "stale")
         try:
-            os.rename(self.path, aside)
+            os.rename(self.path, aside)  # onto the empty file just made for it: nothing else is overwritten
         except FileNotFoundError:
+            aside.unlink()
             return self._link()  # its owner or another search removed it meanwhile
         try:
             moved = json.loads(aside.read_text())
@@ -149,3 +151,10 @@ class StudyLock:
             f"study {self.path.parent} is being searched by {_describe(holder)} ({holder.get('command', '')}); "
             f"wait for it to end, or search another study (study=NAME); if that process is gone, delete {self.path}"
         )
+
+
+def _own_file(lock: Path, kind: str) -> Path:
+    """A new, uniquely named empty file beside the lock: what we later unlink is only ever ours."""
+    fd, name = tempfile.mkstemp(prefix=f".{lock.name}.{kind}-", dir=lock.parent)
+    os.close(fd)
+    return Path(name)

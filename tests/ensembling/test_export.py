@@ -103,3 +103,28 @@ def test_export_refit_without_a_refit_says_what_to_run(tiny_study: Path, tmp_pat
 def test_export_into_an_unwritable_place_is_one_line(tiny_study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert export.main([f"study={tiny_study}", "out=/proc/kvs-export"]) == 2  # not writable, even for root
     assert "/proc" in one_line_error(capsys)
+
+
+def test_export_deletes_nothing_but_its_own_staging_and_an_export_of_ours(tiny_study: Path, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "export"
+    # files named as the old fixed staging and aside names were: a user's, they must survive
+    for name in (f".export.tmp-{os.getpid()}", f".export.old-{os.getpid()}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.txt").write_text("a user's file")
+    assert export.main([f"study={tiny_study}", f"out={out}"]) == 0
+    assert export.main([f"study={tiny_study}", f"out={out}"]) == 0
+    for name in (f".export.tmp-{os.getpid()}", f".export.old-{os.getpid()}"):
+        assert (tmp_path / name / "mine.txt").read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".export.")) == ["export"]
+
+
+def test_a_folder_that_appears_at_out_while_exporting_is_not_replaced(tmp_path: Path) -> None:
+    staging, out = tmp_path / "staging", tmp_path / "out"
+    staging.mkdir()
+    out.mkdir()
+    (out / "theirs.txt").write_text("made meanwhile")
+    with pytest.raises(ValueError, match="appeared while exporting and is not an export of ours"):
+        export._swap_into_place(staging, out)
+    assert (out / "theirs.txt").read_text() == "made meanwhile" and staging.is_dir()

@@ -71,3 +71,18 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(tmp_path: Path) -> None:
     path.write_text(json.dumps({"pid": 1, "host": "other"}))  # taken over meanwhile
     lock.release()
     assert path.exists()
+
+
+def test_the_lock_touches_no_file_but_its_own(tmp_path: Path) -> None:
+    # a file named as the old fixed temp names were: it must survive acquire, take-over and release
+    for kind in ("tmp", "stale"):
+        (tmp_path / f".search.lock.{kind}-{os.getpid()}").write_text("a user's file")
+    path = tmp_path / "search.lock"
+    path.write_text(json.dumps({"pid": 2**22 + 17, "host": socket.gethostname(), "process_start": "0"}))  # a dead holder
+    lock = StudyLock(path, say=lambda _: None)
+    lock.acquire()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f".search.lock.stale-{os.getpid()}", f".search.lock.tmp-{os.getpid()}"]
+    assert all((tmp_path / name).read_text() == "a user's file" for name in names)
