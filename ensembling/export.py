@@ -173,12 +173,9 @@ def record_export(study: StudyFolder, manifest: dict[str, Any], out: Path) -> No
 
 
 def nested_score(manifest: dict[str, Any]) -> float | None:
-    """The nested (honest) estimate when the selection wrote one."""
-    for key in ("nested_score", "nested_oof_score"):
-        if isinstance(manifest.get(key), int | float):
-            return float(manifest[key])
-    nested = (manifest.get("estimate") or {}).get("nested")
-    return float(nested) if isinstance(nested, int | float) else None
+    """The nested (honest) estimate, where the selection wrote one (``nested=false`` leaves it null)."""
+    value = manifest.get("nested_score")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
