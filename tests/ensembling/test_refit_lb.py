@@ -82,7 +82,13 @@ def test_lb_refuses_what_it_cannot_match(refit_study: Path, tmp_path: Path, caps
 @pytest.mark.slow
 def test_refit_through_ray_writes_the_same_files(tiny_study: Path, tmp_path: Path) -> None:
     study = copy_study(tiny_study, tmp_path)
-    assert refit.main([f"study={study}", "ray.address=local", "threads=1"]) == 0
+    # its own interpreter: a Ray started inside the test process leaves later in-process Ray runs unable to start
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ensembling.refit", f"study={study}", "ray.address=local", "threads=1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((study / "ensemble.json").read_text())
     for member in manifest["members"]:
         metrics = json.loads((study / "trials" / member["trial_id"] / "refit" / "metrics.json").read_text())
