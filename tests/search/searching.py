@@ -153,6 +153,39 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         time.sleep(0.3)
 
 
+def process_group(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def kill_when(search: Search, proc: subprocess.Popen, condition: Callable[[], bool], spare: tuple[subprocess.Popen, ...] = ()) -> None:
+    """SIGKILL ``proc``'s process group at a moment the condition holds.
+
+    The condition is checked on a frozen search: every process of it (but those of ``spare``) is stopped
+    with SIGSTOP, the condition read again, and then the group killed, or everything resumed and the
+    wait goes on. Without the freeze a trial could finish between the check and the kill.
+    """
+    spared = {p.pid for p in spare}
+    deadline = time.time() + 300
+    while True:
+        wait_for(condition, proc, timeout=max(1.0, deadline - time.time()))
+        frozen = [pid for pid in search.our_pids() if process_group(pid) not in spared]
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        held = condition()
+        if held:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in frozen:  # what the kill left (Ray's processes in sessions of their own) may now see the driver gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        if held:
+            proc.wait(timeout=30)
+            return
+
+
 def children(pid: int) -> list[int]:
     """All descendants of a process, read from /proc."""
     parents: dict[int, list[int]] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from searching import Search, cmdline, wait_for
+from searching import Search, cmdline, kill_when, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +44,7 @@ def test_a_killed_search_run_again_goes_on_without_rerunning_or_duplicating(tmp_
         first = search.start()
         wait_for(lambda: (search.study_dir / "search.lock").exists(), first)
         second = search.start()  # the same command while the first runs
-        wait_for(lambda: bool(search.finished() and search.saved_with_checkpoint()), first)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
+        kill_when(search, first, lambda: bool(search.finished() and search.saved_with_checkpoint()), spare=(second,))
 
         # the second search was refused with one line, and touched nothing
         assert second.wait(timeout=300) == 2, search.log(1)
