@@ -18,6 +18,7 @@ from trainables.metrics import PostProcessing, threshold_levels
 # RGB colours per class: red, green, blue, yellow, magenta, cyan (then repeating).
 COLOURS = [(230, 40, 40), (40, 200, 40), (50, 110, 255), (240, 220, 0), (220, 0, 220), (0, 220, 220)]
 MAX_WIDTH = 800
+MIN_WIDTH = 320  # smaller images are enlarged so the label and the outlines stay readable
 
 
 def post_process(probs_u8: np.ndarray, post: PostProcessing) -> np.ndarray:
@@ -50,9 +51,10 @@ def pick(scores: np.ndarray, has_truth: np.ndarray, k: int) -> tuple[np.ndarray,
 def draw_tile(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, label: str) -> np.ndarray:
     """One RGB image with the prediction filled (40% opacity) and the truth outlined, per class colour."""
     height, width = image.shape[:2]
-    if width > MAX_WIDTH:
-        height, width = round(height * MAX_WIDTH / width), MAX_WIDTH
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    if width > MAX_WIDTH or width < MIN_WIDTH:
+        target = MAX_WIDTH if width > MAX_WIDTH else MIN_WIDTH
+        height, width = round(height * target / width), target
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if target == MAX_WIDTH else cv2.INTER_LINEAR)
     tile = image.astype(np.float32)
     for c in range(pred.shape[0]):
         colour = np.array(COLOURS[c % len(COLOURS)], np.float32)
@@ -65,18 +67,27 @@ def draw_tile(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, label: str
         cv2.drawContours(tile, contours, -1, COLOURS[c % len(COLOURS)], 2)
     scale = max(0.4, min(width, height) / 250)
     (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if text_w + 8 > width:  # a long image name: a smaller font, so the whole label stays on the tile
+        scale *= (width - 8) / text_w
+        (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(tile, (0, 0), (text_w + 8, text_h + 10), (0, 0, 0), -1)
     cv2.putText(tile, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 
+LEGEND_TITLE = "worst (left) / best (right): truth outlined, prediction filled"
+
+
 def _legend(width: int, classes: int) -> np.ndarray:
-    strip = np.full((28, width, 3), 255, np.uint8)
-    cv2.putText(strip, "worst (left) / best (right): truth outlined, prediction filled", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    x = width - 70 * classes
+    """The title, then the class swatches: on one line when both fit the picture's width, else two."""
+    (title_w, _), _ = cv2.getTextSize(LEGEND_TITLE, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    one_line = 6 + title_w + 12 + 70 * classes <= width
+    strip = np.full((28 if one_line else 52, width, 3), 255, np.uint8)
+    cv2.putText(strip, LEGEND_TITLE, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    x, y = (width - 70 * classes, 8) if one_line else (6, 32)
     for c in range(classes):
-        cv2.rectangle(strip, (x + 70 * c, 8), (x + 70 * c + 14, 22), COLOURS[c % len(COLOURS)], -1)
-        cv2.putText(strip, f"class {c + 1}", (x + 70 * c + 17, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(strip, (x + 70 * c, y), (x + 70 * c + 14, y + 14), COLOURS[c % len(COLOURS)], -1)
+        cv2.putText(strip, f"class {c + 1}", (x + 70 * c + 17, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return strip
 
 

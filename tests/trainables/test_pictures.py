@@ -46,3 +46,25 @@ def test_the_picture_draws_truth_and_prediction_in_class_colours(tmp_path: Path)
     assert back.shape == picture.shape
     green = np.array(COLOURS[1])
     assert (np.abs(back.astype(int) - green).sum(axis=2) < 30).any()  # class 2's outline is drawn
+
+
+def test_a_small_image_with_a_long_name_keeps_its_whole_label_on_the_tile() -> None:
+    from trainables.pictures import MIN_WIDTH, draw_tile
+
+    image = np.full((200, 200, 3), 128, np.uint8)  # NEU-Seg's size
+    masks = np.zeros((3, 200, 200), bool)
+    tile = draw_tile(image, masks, masks, "worst 0.230 000375_crazing_long_name.jpg")
+    assert tile.shape[1] == MIN_WIDTH  # enlarged so outlines and label stay readable
+    band = tile[:4]
+    black = (band.sum(axis=2) == 0).all(axis=0)
+    assert black[0] and not black[-1]  # the label's box starts at the left and ends inside the tile
+
+
+def test_the_legend_goes_on_two_lines_when_the_picture_is_narrow() -> None:
+    from trainables.pictures import _legend
+
+    wide, narrow = _legend(1600, 3), _legend(MIN_W := 412, 3)
+    assert wide.shape[0] < narrow.shape[0] and narrow.shape[1] == MIN_W
+    swatches = (np.abs(narrow.astype(int) - np.array(COLOURS[0])).sum(axis=2) < 10)
+    rows = np.nonzero(swatches.any(axis=1))[0]
+    assert rows.min() > 28  # class swatches below the title, not over it
