@@ -77,6 +77,7 @@ class SearchConfig:
     folds: int = 5
     oof_scale: float = 0.25
     metric: str = "dice_pairs"  # dice_pairs (Severstal), dice_image (Carvana), iou_dataset: fixed per study
+    time_budget: Any = 0  # seconds, or 90s / 6m / 1.5h: no trial starts that the budget cannot see finish (0: none)
     data: DataConfig = field(default_factory=DataConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
@@ -179,6 +180,9 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
     if config.ray.retries < 0:
         raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {config.ray.retries}")
+    from search.time_budget import parse_budget
+
+    config.time_budget = parse_budget(config.time_budget)
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root

@@ -20,6 +20,7 @@ from search.rungs import ResumableASHA
 from search.session import node_ip
 from search.spaces import domain_values, to_tune
 from search.stages import StageRun, tune_location
+from search.time_budget import TimeBudgetSearcher
 from trainables.config import ModelConfig, TrainConfig
 from trainables.contract import StudyFolder
 from trainables.gpu import fit_packing
@@ -99,6 +100,8 @@ def make_tuner(plan: Plan, study_dir: Path, tags: dict[str, str], stage: StageRu
     searcher: Any = PrunedAwareOptunaSearch(metric=METRIC, mode=MODE, seed=plan.config.seed) if plan.search else None
     if stage.from_screen:
         searcher = BasicVariantGenerator(points_to_evaluate=stage.points)
+    elif plan.config.time_budget:
+        searcher = TimeBudgetSearcher(searcher, plan.config.time_budget, epochs)
     # ASHA compares trials at the epoch they report (it survives a resume, unlike Tune's iteration count).
     # Tune itself gets no metric: its "current best trial" would name a trial that died after a good epoch.
     scheduler = FIFOScheduler() if not stage.asha else ResumableASHA(
