@@ -91,6 +91,8 @@ def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | Non
 def choose(scorer: BlendScorer, costs: list[float], budget: float, config: GreedyConfig, gate_source: str, quiet: bool = False) -> tuple[Selection, Tuned, list[float]]:
     """The selection on the scorer's rows: singles, greedy steps, then every step tuned on the chosen blend."""
     n = len(costs)
+    if not quiet:
+        print(f"Scoring {n} candidates on {len(scorer.rows)} images: {scorer.path}", flush=True)
     singles = scorer.scores({}, list(range(n)))
     bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
 
