@@ -14,12 +14,12 @@ from tqdm import tqdm
 
 from ensembling.compact import CompactChunk, compact_chunk, count_compact
 from ensembling.counting import blend_levels, count_blend
-from ensembling.fused import StepChunk
+from ensembling.fused import StepChunk, idle_threads, numba
 from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
 from trainables.postprocess import PairStats, Tuner, image_probs_from
 
 COMPACT_CHUNK = 256  # images gathered at a time: 256 x 4 x 64 x 400 is 26 MB per candidate read
-STEP_CHUNK = 32  # images per fused read: the blend's uint16 sum (6.5 MB at Severstal's 1/4 scale) stays in the cache
+STEP_CHUNK = 128  # images per fused read: few calls; the blend's uint16 sum (26 MB at 1/4 scale) is read only where a block can pass
 STEP_GROUP = 1024  # images whose counts are gathered before the tuner scores them (few, large numpy calls)
 CHUNK = 32  # images per read: 32 x 4 classes x 64 x 400 uint8 is 3 MB per member at Severstal's 1/4 scale
 
@@ -150,6 +150,8 @@ class BlendScorer:
         totals: list[np.ndarray | None] = [None] * len(candidates)
         thresholds = self.tuner.threshold.grid
         chunks = self.compact_chunks()
+        if numba is not None:
+            numba.set_num_threads(idle_threads())  # this thread's parallel regions only; decided at every step
         if chunks is not None:
             return self._compact_sums(chunks, counts, candidates)
         if self.fused:

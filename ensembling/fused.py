@@ -27,6 +27,20 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # (2 threads ran 10x slower than 1 at a load average of 6 here); numba's own pool does not.
     numba.config.THREADING_LAYER = "workqueue"
 
+def idle_threads() -> int:
+    """Threads for a step: the cores not busy with other work (at least 1); NUMBA_NUM_THREADS, when set, decides.
+
+    Every parallel region waits for its slowest thread, so a thread on a core another process holds costs more
+    than it brings: on the 2-core machine here at a load average of 5, one thread ran a step in 0.6x the time of two.
+    """
+    if numba is None:
+        return 1
+    cores = numba.config.NUMBA_NUM_THREADS
+    if "NUMBA_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
+        return cores
+    return max(1, min(cores, round(cores + 1 - os.getloadavg()[0])))  # + 1: this process's own share of the load
+
+
 BLOCK = 256  # pixels screened at a time: 256 uint8 compares, a few vector instructions
 
 
@@ -135,6 +149,36 @@ if numba is not None:
             area[p] = total
 
 
+    @numba.njit(inline="always")
+    def _add_block(b, m, t, j0, j1, weight, first):  # pragma: no cover - compiled
+        top = np.uint16(0)
+        positives = np.uint16(0)
+        for j in range(j0, j1):
+            v = np.uint16(m[j] * weight) if first else np.uint16(b[j] + m[j] * weight)
+            b[j] = v
+            top = max(top, v)
+            positives += np.uint16(min(t[j], 1))
+        return top, positives
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _add_last(base, member, count, first, truth, block_max, area):  # pragma: no cover - compiled
+        """The last member into ``base``, and in the same pass each block's max of the sum and each pair's true pixels."""
+        weight = np.uint16(count)
+        for p in numba.prange(base.shape[0]):
+            b, m, t = base[p], member[p], truth[p]
+            full = b.size // BLOCK
+            total = 0
+            for k in range(full):  # the bound b.size // BLOCK lets the loop vectorize (see _step_kernel)
+                top, positives = _add_block(b, m, t, k * BLOCK, k * BLOCK + BLOCK, weight, first)
+                block_max[p, k] = top
+                total += positives
+            if full * BLOCK < b.size:
+                top, positives = _add_block(b, m, t, full * BLOCK, b.size, weight, first)
+                block_max[p, full] = top
+                total += positives
+            area[p] = total
+
+
 def _step_numpy(base, need, cand, truth, table, smin, levels, pred, inter, top):  # type: ignore[no-untyped-def]
     """The same counts without numba (a few times slower): only the pixels at or above the lowest threshold."""
     s = base.astype(np.int32) + cand
@@ -170,30 +214,35 @@ class StepChunk:
             workspace["base"] = np.zeros(self.truth.shape, np.uint16)
             workspace["zeros"] = np.zeros(self.truth.shape, np.uint8)
         self.base, self.zeros = workspace["base"], workspace["zeros"]
-        if not members:
-            self.base.fill(0)
-        for i, (member, count) in enumerate(members):
-            flat = np.ascontiguousarray(member).reshape(self.pairs, -1)
-            if self.use_numba:
-                _add_member(self.base, flat, count, i == 0)
-            elif i == 0:
-                np.multiply(flat, np.uint16(count), out=self.base)
-            else:
-                self.base += flat.astype(np.uint16) * np.uint16(count)
         self.weight = sum(count for _, count in members)
         self.thresholds, self.bins = np.asarray(thresholds), len(thresholds) + 1
         self.tables: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
         self.truth_area = np.zeros(self.pairs, np.int64)  # the truth's area is read once per chunk, not per candidate
+        blocks = -(-self.truth.shape[1] // BLOCK)
+        self.block_max: np.ndarray | None = None
+        flats = [(np.ascontiguousarray(member).reshape(self.pairs, -1), count) for member, count in members]
         if self.use_numba:
-            _truth_area(self.truth, self.truth_area)
+            # every member but the last added in a pass; the last one's pass also takes each block's max and the truth's area
+            for i, (flat, count) in enumerate(flats[:-1]):
+                _add_member(self.base, flat, count, i == 0)
+            last, count = flats[-1] if flats else (self.zeros, 0)
+            self.block_max = np.empty((self.pairs, blocks), np.uint16)
+            _add_last(self.base, last, count, len(flats) <= 1, self.truth, self.block_max, self.truth_area)
         else:
+            self.base.fill(0)
+            for flat, count in flats:
+                self.base += flat.astype(np.uint16) * np.uint16(count)
             self.truth_area[:] = (self.truth != 0).sum(axis=1)
 
     def _table(self, weight: int) -> tuple[np.ndarray, int, np.ndarray]:
         if weight not in self.tables:
             table = bin_table(weight, self.thresholds)
             smin = lowest_sum(table)
-            self.tables[weight] = (table, smin, need_of(self.base, smin, self.use_numba))
+            if self.block_max is not None:
+                need = np.clip(smin - self.block_max.astype(np.int32), 0, 255).astype(np.uint8)
+            else:
+                need = need_of(self.base, smin, self.use_numba)
+            self.tables[weight] = (table, smin, need)
         return self.tables[weight]
 
     def count_into(self, cand: np.ndarray | None, pred: np.ndarray, inter: np.ndarray, top: np.ndarray) -> None:
