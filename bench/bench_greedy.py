@@ -2,6 +2,7 @@
 
     python bench/bench_greedy.py cpu [--images 1024] [--candidates 8] [--json out.json]
     python bench/bench_greedy.py gpu [--images 12568] [--candidates 16] [--json out.json]   # needs CUDA; no Ray
+    python bench/bench_greedy.py cpu --images 2048 --candidates 16 --select-device cuda   # select's whole step on CUDA
 
 A step reads each candidate's OOF once, plus the blend's members and the truth once per chunk:
 ``(candidates + members + 1) x images x classes x 64 x 400`` bytes at Severstal's 1/4 scale. Its floor is
@@ -99,6 +100,12 @@ def run_cpu(args: argparse.Namespace) -> dict:
         finally:
             blend.count_blend = original
         rows.append({"path": name, "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
+                     "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
+    if args.select_device:  # what `select device=cuda` runs: the step through BlendScorer on the device, tuner on the CPU
+        scorer = BlendScorer(oofs, truth, Tuner(), compact=False, device=args.select_device)
+        scorer.sums(counts, everyone)  # warm-up: compiles, and copies the OOF to the device when they fit
+        seconds = min(_timed(lambda s=scorer: s.sums(counts, everyone)) for _ in range(args.repeats))
+        rows.append({"path": f"select device={args.select_device}: {scorer.path}", "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
                      "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
     if counting.numba is not None:  # the kernel alone, without the tuner's scoring of every setting
         from ensembling.fused import StepChunk
@@ -203,6 +210,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--noise", type=int, default=16, help="background values are uniform in [0, noise - 4): 16 keeps ~0%%, 40 ~10%% of pixels")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--select-device", default=None, help="cpu mode: also time the step select runs with device=cuda (floor: this host's copy bandwidth)")
     parser.add_argument("--slow-paths", action="store_true", help="cpu: also time the dense paths this replaced (minutes under load)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--device", default="cuda", help="gpu mode: cuda, or cpu for a dry run (Triton then needs TRITON_INTERPRET=1)")

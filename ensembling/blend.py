@@ -95,6 +95,7 @@ class BlendScorer:
         chunk: int = 8,
         compact: bool = True,
         fused: bool = True,
+        device: str = "cpu",
         max_compact_bytes: int = 4 << 30,
         max_kept_share: float = 0.4,
     ) -> None:
@@ -104,6 +105,13 @@ class BlendScorer:
         self.area_px = int(truth.shape[2] * truth.shape[3])
         self.compact, self.max_compact_bytes, self.max_kept_share = compact, max_compact_bytes, max_kept_share
         self.fused = fused  # the dense pass: one read per candidate (ensembling.fused), or the reference count_blend
+        self.device = device  # cpu, or a torch device (cuda) counting the dense pass there (ensembling.gpu_step)
+        self._device_counts = None
+        if device != "cpu":
+            from ensembling.gpu_step import DeviceCounts
+
+            self.compact = False  # the device reads every pixel faster than the CPU gathers the few that matter
+            self._device_counts = DeviceCounts(oofs, truth, device)
         self._workspace: dict = {}
         self._chunks: list[CompactChunk] | None = None
 
@@ -114,6 +122,8 @@ class BlendScorer:
         if chunks is not None:
             kept = sum(c.values.shape[1] for c in chunks) / max(1, sum(c.kept_per_pair.size * c.pixels for c in chunks))
             return f"compact ({100 * kept:.2f}% of the pixels can pass a threshold, gathered once)"
+        if self._device_counts is not None:
+            return f"dense, on {self._device_counts.describe()}"
         return "dense, fused (each candidate's bytes read once a step)" if self.fused else "dense, reference (per chunk and candidate)"
 
     def compact_chunks(self) -> list[CompactChunk] | None:
@@ -154,6 +164,13 @@ class BlendScorer:
             numba.set_num_threads(idle_threads())  # this thread's parallel regions only; decided at every step
         if chunks is not None:
             return self._compact_sums(chunks, counts, candidates)
+        if self._device_counts is not None:
+            for group, pred, inter, area, top in self._device_counts.groups(self._windows(STEP_GROUP), counts, candidates, thresholds):
+                classifier = None if self.classifier is None else self.classifier[group]
+                for k in range(len(candidates)):
+                    part = self.tuner.sums(PairStats(pred[k], inter[k], area, image_probs_from(top[k], classifier), self.area_px))
+                    totals[k] = part if totals[k] is None else totals[k] + part
+            return totals  # type: ignore[return-value]
         if self.fused:
             return self._fused_sums(counts, candidates)
         for window in self._windows():

@@ -68,3 +68,38 @@ def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
     assert [s for _, s in fast.history] == pytest.approx([s for _, s in slow.history], abs=1e-12)
     assert tuned_fast.values == tuned_slow.values and tuned_fast.score == pytest.approx(tuned_slow.score, abs=1e-12)
     assert len(fast.history) > 2  # the selection really took steps
+
+
+def test_the_device_counts_select_like_the_cpu():
+    """The GPU path's code (``ensembling.gpu_step``), run by torch on the CPU: the same choices and scores."""
+    from ensembling.blend import BlendScorer
+    from ensembling.gpu_step import DeviceCounts
+    from ensembling.greedy import GreedyConfig
+    from ensembling.select import choose
+    from trainables.postprocess import GATE_BLEND_MAX, Tuner
+
+    oofs, truth = sparse_oofs((24, 3, 8, 80), 4, seed=5)
+    config = GreedyConfig(max_steps=3, patience=3)
+    cpu = BlendScorer(oofs, truth, Tuner(), compact=False)
+    device = BlendScorer(oofs, truth, Tuner(), compact=False, rows=None)
+    device._device_counts = DeviceCounts(oofs, truth, "cpu", path="torch (bincount)")
+    assert device.path.startswith("dense, on cpu (torch (bincount)")
+    want = choose(cpu, [1.0] * 4, 10.0, config, GATE_BLEND_MAX, quiet=True)
+    got = choose(device, [1.0] * 4, 10.0, config, GATE_BLEND_MAX, quiet=True)
+    assert got[2] == pytest.approx(want[2], abs=1e-12)
+    assert [c for c, _ in got[0].history] == [c for c, _ in want[0].history]
+    assert [s for _, s in got[0].history] == pytest.approx([s for _, s in want[0].history], abs=1e-12)
+    assert got[1].values == want[1].values
+    assert device.scores({0: 1}, [None, 1]) == pytest.approx(cpu.scores({0: 1}, [None, 1]), abs=1e-12)
+
+
+def test_device_names_are_checked():
+    from ensembling.gpu_step import cuda_available, resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if cuda_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be auto, cpu or cuda, got 'gpu'"):
+        resolve_device("gpu")
+    if not cuda_available():
+        with pytest.raises(ValueError, match="device=cuda but torch sees no CUDA device"):
+            resolve_device("cuda")
