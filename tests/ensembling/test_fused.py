@@ -20,7 +20,10 @@ def sparse_oofs(shape, candidates, seed):
         truth[i, c, y : y + 3, x : x + 9] = 1
     oofs = []
     for _ in range(candidates):
-        oof = (rng.integers(0, 20, shape) + truth * rng.integers(60, 240, shape)).astype(np.uint8)
+        oof = (rng.integers(0, 20, shape) + truth * rng.integers(0, 230, shape)).astype(np.uint8)  # misses some truth
+        for _ in range(max(1, n // 4)):  # false alarms of the truth's size
+            i, c, y, x = rng.integers(n), rng.integers(classes), rng.integers(0, h - 3), rng.integers(0, w - 9)
+            oof[i, c, y : y + 3, x : x + 9] = rng.integers(60, 220)
         i, c, y, x = rng.integers(n), rng.integers(classes), rng.integers(0, h - 2), rng.integers(0, w - 2)
         oof[i, c, y : y + 2, x : x + 2] = rng.integers(20, 30)  # near the lowest threshold (0.1 is level 26)
         oofs.append(oof)
@@ -68,10 +71,13 @@ def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
     assert [s for _, s in fast.history] == pytest.approx([s for _, s in slow.history], abs=1e-12)
     assert tuned_fast.values == tuned_slow.values and tuned_fast.score == pytest.approx(tuned_slow.score, abs=1e-12)
     assert len(fast.history) > 2  # the selection really took steps
+    assert max(singles_fast) < 0.99 and len(set(singles_fast)) == len(singles_fast)  # candidates a step can tell apart
 
 
-def test_the_device_counts_select_like_the_cpu():
-    """The GPU path's code (``ensembling.gpu_step``), run by torch on the CPU: the same choices and scores."""
+@pytest.mark.parametrize("where", ["cpu", "cuda"])
+def test_the_device_counts_select_like_the_cpu(where):
+    """The GPU path (``ensembling.gpu_step``): on CUDA when present (Triton if installed), and its code run by
+    torch on the CPU everywhere: the same choices and scores as the CPU's fused pass."""
     from ensembling.blend import BlendScorer
     from ensembling.gpu_step import DeviceCounts
     from ensembling.greedy import GreedyConfig
@@ -82,8 +88,15 @@ def test_the_device_counts_select_like_the_cpu():
     config = GreedyConfig(max_steps=3, patience=3)
     cpu = BlendScorer(oofs, truth, Tuner(), compact=False)
     device = BlendScorer(oofs, truth, Tuner(), compact=False, rows=None)
-    device._device_counts = DeviceCounts(oofs, truth, "cpu", path="torch (bincount)")
-    assert device.path.startswith("dense, on cpu (torch (bincount)")
+    if where == "cuda":
+        from ensembling.gpu_step import cuda_available
+
+        if not cuda_available():
+            pytest.skip("no CUDA device here")
+        device._device_counts = DeviceCounts(oofs, truth, "cuda")
+    else:
+        device._device_counts = DeviceCounts(oofs, truth, "cpu", path="torch (bincount)")
+    assert device.path.startswith(f"dense, on {where}")
     want = choose(cpu, [1.0] * 4, 10.0, config, GATE_BLEND_MAX, quiet=True)
     got = choose(device, [1.0] * 4, 10.0, config, GATE_BLEND_MAX, quiet=True)
     assert got[2] == pytest.approx(want[2], abs=1e-12)
