@@ -21,6 +21,7 @@ from trainables.postprocess.base import STEPS, PairStats, Step, get_step
 from trainables.postprocess.component import components
 
 GATE_BLEND_MAX = "blend_max"  # the gate's input without a classification trial
+_PATHS: dict[str, list] = {}  # einsum contraction orders of Tuner.sums, by expression
 
 
 @dataclass
@@ -117,8 +118,12 @@ class Tuner:
                 keep = step.keep(sub, step.grid)[:, 0]  # (m, X or 1, V)
                 operands.append(keep.astype(np.float64) if keep.shape[1] == x else keep[:, 0].astype(np.float64))
                 subscripts.append(f"mx{letter}" if keep.shape[1] == x else f"m{letter}")
-            # one contraction over the pairs, not the outer product of every step's grid per pair
-            out[c] += np.einsum(",".join([*subscripts, "mxk"]) + f"->x{letters}k", *operands, delta, optimize=True)
+            # one contraction over the pairs, not the outer product of every step's grid per pair; its order is
+            # found once per expression (a valid order for any number of pairs), not at every call
+            expression = ",".join([*subscripts, "mxk"]) + f"->x{letters}k"
+            if expression not in _PATHS:
+                _PATHS[expression] = np.einsum_path(expression, *operands, delta, optimize="greedy")[0]
+            out[c] += np.einsum(expression, *operands, delta, optimize=_PATHS[expression])
         return out
 
     def best(self, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
