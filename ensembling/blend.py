@@ -111,7 +111,7 @@ class BlendScorer:
             from ensembling.gpu_step import DeviceCounts
 
             self.compact = False  # the device reads every pixel faster than the CPU gathers the few that matter
-            self._device_counts = DeviceCounts(oofs, truth, device)
+            self._device_counts = DeviceCounts.shared(oofs, truth, device)
         self._workspace: dict = {}
         self._chunks: list[CompactChunk] | None = None
 

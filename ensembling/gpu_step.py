@@ -41,6 +41,24 @@ def resolve_device(device: str) -> str:
 class DeviceCounts:
     """The counts of ``BlendScorer`` groups on a torch device (``cuda``; ``cpu`` runs the same code, for tests)."""
 
+    _last: DeviceCounts | None = None
+
+    @classmethod
+    def shared(cls, oofs: Sequence[np.ndarray], truth: np.ndarray, device: str = "cuda") -> DeviceCounts:
+        """The last instance when it holds these very arrays: the nested estimate's scorers (one per fold) then
+        share one copy of the OOF on the device instead of each making its own."""
+        last = cls._last
+        if last is None or last.oofs is not oofs or last.truth is not truth or str(last.device) != str(cls._device(device)):
+            cls._last = None  # drop the old copy before making a new one
+            cls._last = last = cls(oofs, truth, device)
+        return last
+
+    @staticmethod
+    def _device(device: str):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.device(device)
+
     def __init__(self, oofs: Sequence[np.ndarray], truth: np.ndarray, device: str = "cuda", path: str | None = None) -> None:
         import torch
 

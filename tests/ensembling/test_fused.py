@@ -116,3 +116,12 @@ def test_device_names_are_checked():
     if not cuda_available():
         with pytest.raises(ValueError, match="device=cuda but torch sees no CUDA device"):
             resolve_device("cuda")
+
+
+def test_scorers_of_one_selection_share_the_device_copy():
+    from ensembling.gpu_step import DeviceCounts
+
+    oofs, truth = sparse_oofs((4, 2, 8, 40), 2, seed=1)
+    first = DeviceCounts.shared(oofs, truth, "cpu")
+    assert DeviceCounts.shared(oofs, truth, "cpu") is first  # the nested estimate's scorers: one copy
+    assert DeviceCounts.shared(list(oofs), truth, "cpu") is not first  # other arrays: a new one
