@@ -2,6 +2,7 @@
 
     python bench/bench_greedy.py cpu [--images 1024] [--candidates 8] [--json out.json]
     python bench/bench_greedy.py gpu [--images 12568] [--candidates 16] [--json out.json]   # needs CUDA; no Ray
+    python bench/bench_greedy.py cpu --images 2048 --candidates 16 --select-device cuda   # select's whole step on CUDA
 
 A step reads each candidate's OOF once, plus the blend's members and the truth once per chunk:
 ``(candidates + members + 1) x images x classes x 64 x 400`` bytes at Severstal's 1/4 scale. Its floor is
@@ -86,10 +87,11 @@ def run_cpu(args: argparse.Namespace) -> dict:
     rows.append({"path": "compact + numba (the default)", "bytes": compact_bytes, "seconds": seconds, "floor_seconds": compact_bytes / bandwidth,
                  "ratio": seconds / (compact_bytes / bandwidth), "severstal_step_seconds": seconds * scale, "gather_seconds": gather,
                  "kept_share": sum(c.values.shape[1] for c in chunks) / truth.size})
-    for name, use_numba in (("dense + numba", True), ("dense + numpy (bincount)", False)):
+    paths = [("dense + fused numba (one read per candidate)", True, True), ("dense + numba per chunk (before)", False, True), ("dense + numpy bincount", False, False)]
+    for name, fused, use_numba in paths[: 3 if args.slow_paths else 1]:
         if use_numba and counting.numba is None:
             continue
-        scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk, compact=False)
+        scorer = BlendScorer(oofs, truth, Tuner(), chunk=args.chunk, compact=False, fused=fused)
         original = blend.count_blend
         blend.count_blend = lambda *a, _use=use_numba, _f=original, **k: _f(*a, use_numba=_use, **k)
         try:
@@ -99,8 +101,39 @@ def run_cpu(args: argparse.Namespace) -> dict:
             blend.count_blend = original
         rows.append({"path": name, "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
                      "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
+    if args.select_device:  # what `select device=cuda` runs: the step through BlendScorer on the device, tuner on the CPU
+        scorer = BlendScorer(oofs, truth, Tuner(), compact=False, device=args.select_device)
+        scorer.sums(counts, everyone)  # warm-up: compiles, and copies the OOF to the device when they fit
+        seconds = min(_timed(lambda s=scorer: s.sums(counts, everyone)) for _ in range(args.repeats))
+        rows.append({"path": f"select device={args.select_device}: {scorer.path}", "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
+                     "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
+    if counting.numba is not None:  # the kernel alone, without the tuner's scoring of every setting
+        from ensembling.fused import StepChunk
+        from trainables.metrics import THRESHOLDS
+
+        def kernel_only() -> None:
+            workspace: dict = {}
+            for start in range(0, args.images, blend.STEP_CHUNK):
+                window = slice(start, start + blend.STEP_CHUNK)
+                step = StepChunk([(oofs[i][window], c) for i, c in counts.items()], truth[window], THRESHOLDS, workspace=workspace)
+                for k in everyone:
+                    step.count(oofs[k][window])
+
+        kernel_only()
+        seconds = min(_timed(kernel_only) for _ in range(args.repeats))
+        rows.append({"path": "  of which the fused counts alone", "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
+                     "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
+    # the floor uses the best copy bandwidth seen (measured again after the paths: the load moves)
+    again = copy_bandwidth()
+    if again > bandwidth:
+        for row in rows:
+            row["floor_seconds"] = row["bytes"] / again
+            row["ratio"] = row["seconds"] / row["floor_seconds"]
+        bandwidth = again
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return {"mode": "cpu", "images": args.images, "candidates": args.candidates, "noise": args.noise, "step_bytes": dense_bytes,
+    threading = counting.numba.threading_layer() if counting.numba is not None else "-"
+    threads = counting.numba.get_num_threads() if counting.numba is not None else 1
+    return {"mode": "cpu", "numba_threading_layer": threading, "numba_threads": threads, "images": args.images, "candidates": args.candidates, "noise": args.noise, "step_bytes": dense_bytes,
             "copy_bandwidth_GBps": bandwidth / 1e9, "threads": os.cpu_count(), "load_average": load,
             "machine": platform.processor() or platform.machine(), "rows": rows}
 
@@ -156,7 +189,7 @@ def print_table(result: dict) -> None:
     print(f"one greedy step: {result['images']} images x {CLASSES} x {H}x{W}, {result['candidates']} candidates, "
           f"{result['step_bytes'] / 1e9:.2f} GB to read; copy bandwidth {result['copy_bandwidth_GBps']:.1f} GB/s ({where})")
     if "load_average" in result:
-        print(f"load average while measuring: {result['load_average']:.1f} on {result['threads']} cores")
+        print(f"load average while measuring: {result['load_average']:.1f} on {result['threads']} cores; numba: {result['numba_threads']} threads, {result['numba_threading_layer']} layer")
     print(f"{'path':<40} {'read MB':>9} {'step ms':>10} {'floor ms':>10} {'ratio':>7}  extra")
     for row in result["rows"]:
         if "error" in row:
@@ -177,6 +210,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--noise", type=int, default=16, help="background values are uniform in [0, noise - 4): 16 keeps ~0%%, 40 ~10%% of pixels")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--select-device", default=None, help="cpu mode: also time the step select runs with device=cuda (floor: this host's copy bandwidth)")
+    parser.add_argument("--slow-paths", action="store_true", help="cpu: also time the dense paths this replaced (minutes under load)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--device", default="cuda", help="gpu mode: cuda, or cpu for a dry run (Triton then needs TRITON_INTERPRET=1)")
     args = parser.parse_args()

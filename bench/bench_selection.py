@@ -1,6 +1,6 @@
 """A whole selection at Severstal size on this machine, and the share of pixels a real study keeps.
 
-    python bench/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10]
+    python bench/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10] [--path compact|fused] [--reuse]
     python bench/bench_selection.py study --study studies/quick
 
 ``synthetic`` writes memory-mapped OOF of (images, 4, 64, 400) uint8 per candidate to ``--dir`` (never all
@@ -12,6 +12,7 @@ a real study's trials, the share of pixels kept (what a greedy step reads instea
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,14 +48,20 @@ def write_memmaps(folder: Path, images: int, candidates: int, noise: int) -> tup
 
 def synthetic(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    oofs, truth = write_memmaps(args.dir, args.images, args.candidates, args.noise)
-    print(f"wrote {args.candidates} x {truth.nbytes / 1e9:.2f} GB of OOF in {time.perf_counter() - start:.0f} s (not counted)")
-    scorer = BlendScorer(oofs, truth, Tuner())
+    files = [args.dir / "truth.npy", *(args.dir / f"oof{k}.npy" for k in range(args.candidates))]
+    if args.reuse and all(f.exists() for f in files) and np.load(files[0], mmap_mode="r").shape[0] == args.images:
+        oofs, truth = [np.load(f, mmap_mode="r") for f in files[1:]], np.load(files[0], mmap_mode="r")
+        print(f"reusing {args.candidates} x {truth.nbytes / 1e9:.2f} GB of OOF in {args.dir}")
+    else:
+        oofs, truth = write_memmaps(args.dir, args.images, args.candidates, args.noise)
+        print(f"wrote {args.candidates} x {truth.nbytes / 1e9:.2f} GB of OOF in {time.perf_counter() - start:.0f} s (not counted)")
+    load = os.getloadavg()[0]
+    scorer = BlendScorer(oofs, truth, Tuner(), compact=args.path == "compact")
     times = {}
     start = time.perf_counter()
-    scorer.compact_chunks()
-    times["gather the pixels that can pass a threshold"] = time.perf_counter() - start
-    kept = sum(c.values.shape[1] for c in scorer.compact_chunks()) / truth.size
+    print(f"counting path: {scorer.path}")
+    times["gather the pixels that can pass a threshold" if args.path == "compact" else "nothing gathered (the dense fused pass)"] = time.perf_counter() - start
+    kept = sum(c.values.shape[1] for c in scorer.compact_chunks()) / truth.size if args.path == "compact" else 1.0
     start = time.perf_counter()
     selection, tuned, _ = choose(scorer, [1.0] * args.candidates, 1e9, GreedyConfig(max_steps=args.steps, patience=args.steps), GATE_BLEND_MAX)
     times[f"singles + {len(selection.history) - 1} greedy steps + component tuning"] = time.perf_counter() - start
@@ -62,6 +69,7 @@ def synthetic(args: argparse.Namespace) -> None:
     for name, seconds in times.items():
         print(f"  {name:<60} {seconds:7.1f} s")
     print(f"  members {selection.counts}, tuned {tuned.score:.4f} (stages {tuned.stage_scores})")
+    print(f"  total {sum(times.values()):.1f} s; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores")
 
 
 def study(args: argparse.Namespace) -> None:
@@ -85,6 +93,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--noise", type=int, default=16)
     parser.add_argument("--study", type=str, default=None)
+    parser.add_argument("--path", choices=["compact", "fused"], default="compact", help="compact: what select uses when few pixels can pass (the default); fused: the dense pass")
+    parser.add_argument("--reuse", action="store_true", help="reuse the memmaps already in --dir")
     args = parser.parse_args()
     synthetic(args) if args.mode == "synthetic" else study(args)
 

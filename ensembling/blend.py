@@ -14,10 +14,13 @@ from tqdm import tqdm
 
 from ensembling.compact import CompactChunk, compact_chunk, count_compact
 from ensembling.counting import blend_levels, count_blend
+from ensembling.fused import StepChunk, idle_threads, numba
 from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
 from trainables.postprocess import PairStats, Tuner, image_probs_from
 
 COMPACT_CHUNK = 256  # images gathered at a time: 256 x 4 x 64 x 400 is 26 MB per candidate read
+STEP_CHUNK = 128  # images per fused read: few calls; the blend's uint16 sum (26 MB at 1/4 scale) is read only where a block can pass
+STEP_GROUP = 1024  # images whose counts are gathered before the tuner scores them (few, large numpy calls)
 CHUNK = 32  # images per read: 32 x 4 classes x 64 x 400 uint8 is 3 MB per member at Severstal's 1/4 scale
 
 
@@ -74,9 +77,12 @@ def _check_shapes(oofs: Sequence[np.ndarray], truth: np.ndarray, used: Sequence[
 class BlendScorer:
     """The greedy objective: the tuned score (every pair-level step, per class) of blends of OOF arrays.
 
-    ``rows`` restricts scoring to some images (the nested estimate's K-1 folds). Per chunk of images the
-    current blend's uint16 sum is built once, then each candidate costs one fused pass over its bytes
-    (``ensembling.counting``). Components are tuned once the members are chosen, not per candidate.
+    ``rows`` restricts scoring to some images (the nested estimate's K-1 folds). Two exact ways to count,
+    chosen on first use (``path``): ``compact``, the pixels that can pass a threshold gathered once
+    (``ensembling.compact``), when they are few; otherwise ``fused``, every pixel, with the current blend
+    built once per chunk of images and each candidate's bytes read once (``ensembling.fused``). The
+    reference pass (``fused=False``, ``ensembling.counting``) is kept for tests. Components are tuned once
+    the members are chosen, not per candidate.
     """
 
     def __init__(
@@ -88,6 +94,8 @@ class BlendScorer:
         rows: np.ndarray | None = None,
         chunk: int = 8,
         compact: bool = True,
+        fused: bool = True,
+        device: str = "cpu",
         max_compact_bytes: int = 4 << 30,
         max_kept_share: float = 0.4,
     ) -> None:
@@ -96,7 +104,27 @@ class BlendScorer:
         self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
         self.area_px = int(truth.shape[2] * truth.shape[3])
         self.compact, self.max_compact_bytes, self.max_kept_share = compact, max_compact_bytes, max_kept_share
+        self.fused = fused  # the dense pass: one read per candidate (ensembling.fused), or the reference count_blend
+        self.device = device  # cpu, or a torch device (cuda) counting the dense pass there (ensembling.gpu_step)
+        self._device_counts = None
+        if device != "cpu":
+            from ensembling.gpu_step import DeviceCounts
+
+            self.compact = False  # the device reads every pixel faster than the CPU gathers the few that matter
+            self._device_counts = DeviceCounts.shared(oofs, truth, device)
+        self._workspace: dict = {}
         self._chunks: list[CompactChunk] | None = None
+
+    @property
+    def path(self) -> str:
+        """How a step counts, in words (gathers the compact pixels if not done yet)."""
+        chunks = self.compact_chunks()
+        if chunks is not None:
+            kept = sum(c.values.shape[1] for c in chunks) / max(1, sum(c.kept_per_pair.size * c.pixels for c in chunks))
+            return f"compact ({100 * kept:.2f}% of the pixels can pass a threshold, gathered once)"
+        if self._device_counts is not None:
+            return f"dense, on {self._device_counts.describe()}"
+        return "dense, fused (each candidate's bytes read once a step)" if self.fused else "dense, reference (per chunk and candidate)"
 
     def compact_chunks(self) -> list[CompactChunk] | None:
         """The pixels that can matter (``ensembling.compact``), gathered on first use; None past the memory cap."""
@@ -132,8 +160,19 @@ class BlendScorer:
         totals: list[np.ndarray | None] = [None] * len(candidates)
         thresholds = self.tuner.threshold.grid
         chunks = self.compact_chunks()
+        if numba is not None:
+            numba.set_num_threads(idle_threads())  # this thread's parallel regions only; decided at every step
         if chunks is not None:
             return self._compact_sums(chunks, counts, candidates)
+        if self._device_counts is not None:
+            for group, pred, inter, area, top in self._device_counts.groups(self._windows(STEP_GROUP), counts, candidates, thresholds):
+                classifier = None if self.classifier is None else self.classifier[group]
+                for k in range(len(candidates)):
+                    part = self.tuner.sums(PairStats(pred[k], inter[k], area, image_probs_from(top[k], classifier), self.area_px))
+                    totals[k] = part if totals[k] is None else totals[k] + part
+            return totals  # type: ignore[return-value]
+        if self.fused:
+            return self._fused_sums(counts, candidates)
         for window in self._windows():
             truth = np.asarray(self.truth[window])
             base = None
@@ -147,6 +186,35 @@ class BlendScorer:
                 stats = PairStats(pred, inter, area, image_probs_from(top, classifier), self.area_px)
                 part = self.tuner.sums(stats)
                 totals[i] = part if totals[i] is None else totals[i] + part
+        return totals  # type: ignore[return-value]
+
+    def _fused_sums(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[np.ndarray]:
+        """The dense pass at memory speed: per chunk the blend is built once, then each candidate's bytes are read once;
+        counts of ``STEP_GROUP`` images are gathered before the tuner scores them."""
+        totals: list[np.ndarray | None] = [None] * len(candidates)
+        thresholds = self.tuner.threshold.grid
+        classes, x = self.truth.shape[1], len(thresholds)
+        for group in self._windows(STEP_GROUP):
+            index = np.arange(len(self.truth))[group] if isinstance(group, slice) else group
+            n = len(index)
+            shape = (len(candidates), n, classes, x)
+            if self._workspace.get("group_shape") != shape:  # reused from group to group and step to step: no page faults
+                self._workspace.update(group_shape=shape, pred=np.zeros(shape, np.int32), inter=np.zeros(shape, np.int32),
+                                       area=np.zeros(shape[1:3], np.int64), top=np.zeros(shape[:3], np.int64))
+            pred, inter, area, top = (self._workspace[key] for key in ("pred", "inter", "area", "top"))
+            for start in range(0, n, STEP_CHUNK):
+                part = index[start : start + STEP_CHUNK]
+                window = slice(int(part[0]), int(part[-1]) + 1) if part[-1] - part[0] + 1 == len(part) else part
+                members = [(np.asarray(self.oofs[i][window]), c) for i, c in counts.items()]
+                step = StepChunk(members, np.asarray(self.truth[window]), thresholds, workspace=self._workspace)
+                rows = slice(start, start + len(part))
+                area[rows] = step.truth_area.reshape(len(part), classes)
+                for k, candidate in enumerate(candidates):
+                    step.count_into(None if candidate is None else np.asarray(self.oofs[candidate][window]), pred[k, rows], inter[k, rows], top[k, rows])
+            classifier = None if self.classifier is None else self.classifier[group]
+            for k in range(len(candidates)):
+                part = self.tuner.sums(PairStats(pred[k], inter[k], area, image_probs_from(top[k], classifier), self.area_px))
+                totals[k] = part if totals[k] is None else totals[k] + part
         return totals  # type: ignore[return-value]
 
     def _compact_sums(self, chunks: list[CompactChunk], counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[np.ndarray]:

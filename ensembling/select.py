@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
 from ensembling.cli import COUNT, FLAG, POSITIVE, Typed, command, parse_args
+from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate
@@ -91,6 +92,8 @@ def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | Non
 def choose(scorer: BlendScorer, costs: list[float], budget: float, config: GreedyConfig, gate_source: str, quiet: bool = False) -> tuple[Selection, Tuned, list[float]]:
     """The selection on the scorer's rows: singles, greedy steps, then every step tuned on the chosen blend."""
     n = len(costs)
+    if not quiet:
+        print(f"Scoring {n} candidates on {len(scorer.rows)} images: {scorer.path}", flush=True)
     singles = scorer.scores({}, list(range(n)))
     bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
 
@@ -112,7 +115,8 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
     return selection, tuned, singles
 
 
-def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True) -> Outcome:
+def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, device: str = "auto") -> Outcome:
+    device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.gpu_step), else the CPU
     candidates, classifier_trial = split_candidates(study)
     oofs = [t.oof() for t in candidates]
     truth = study.truth()
@@ -122,7 +126,7 @@ def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = Tr
     costs = [budget.member_seconds(t.ms_per_image, t.cost) for t in candidates]
 
     def scorer(rows: np.ndarray | None) -> BlendScorer:
-        return BlendScorer(oofs, truth, tuner, classifier, rows)
+        return BlendScorer(oofs, truth, tuner, classifier, rows, device=device)
 
     selection, tuned, singles = choose(scorer(None), costs, budget.for_members, config, gate_source)
     estimate = None
@@ -155,7 +159,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         images=args.get("budget.images", Budget.images),
         device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
-    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True))
+    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), device=args.get("device", "auto"))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
     expected = budget.fixed_seconds + sum(outcome.costs[i] for i in selection.counts)
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
@@ -247,11 +251,11 @@ def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  
 def main(argv: list[str]) -> int:
     usage = (
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
-        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true]"
+        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [device=auto|cpu|cuda]"
     )
     optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
                 "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
-                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG}
+                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "device": None}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))

@@ -4,6 +4,10 @@ Two layouts exist. The first Severstal release keyed rows by ``ImageId_ClassId``
 the final one has separate ``ImageId`` and ``ClassId`` columns in any order. The sample submission
 decides the layout, the row order and the column order, so an output is always a copy of the sample
 with its placeholder ``EncodedPixels`` replaced. Class ids here are the contest's, 1-based.
+
+Only the standard library's ``csv``: the exported kernel runs this with torch, segmentation-models-pytorch,
+numpy and OpenCV alone (no pandas). ``validate_submission`` and ``write_submission`` also take a pandas
+DataFrame (anything with ``columns``, ``[column]``, ``len`` and ``to_csv``).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import Any
 
 from trainables.atomic import write_with
 from trainables.data.rle import validate_rle
+from trainables.data.table import Table, read_csv_table
 
 PIXELS = "EncodedPixels"
 PAIR = "ImageId_ClassId"
@@ -54,9 +58,8 @@ class SampleLayout:
         return SampleLayout(kind=self.kind, columns=self.columns, keys=keys)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    # dtype=str and no NA parsing: an empty mask stays "" and ids like "NA" stay text.
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+def _read_csv(path: Path) -> Table:
+    return read_csv_table(path)
 
 
 def _detect_kind(columns: list[str], source: str) -> str:
@@ -78,11 +81,11 @@ def _line(i: int) -> int:
     return i + 2  # data row i (0-based) sits below the header, on 1-based file line i + 2
 
 
-def _parse_keys(frame: pd.DataFrame, kind: str, source: str) -> list[Key]:
+def _parse_keys(frame: Any, kind: str, source: str) -> list[Key]:
     """The (image, class) key of every row, with the first malformed row reported by file line."""
     keys: list[Key] = []
     if kind == "pairs":
-        for i, pair in enumerate(frame[PAIR].astype(str)):
+        for i, pair in enumerate(str(v) for v in frame[PAIR]):
             image, sep, suffix = pair.rpartition("_")
             cls = _class_id(suffix) if sep else None
             if not image or cls is None:
@@ -92,7 +95,7 @@ def _parse_keys(frame: pd.DataFrame, kind: str, source: str) -> list[Key]:
                 )
             keys.append((image, cls))
         return keys
-    for i, (image, text) in enumerate(zip(frame[IMAGE].astype(str), frame[CLASS].astype(str), strict=True)):
+    for i, (image, text) in enumerate(zip((str(v) for v in frame[IMAGE]), (str(v) for v in frame[CLASS]), strict=True)):
         cls = IMAGE_ROW if text.strip() == "0" else _class_id(text)
         if cls is None:
             raise ValueError(f"{source}: line {_line(i)}: {CLASS} must be a positive integer, got {text!r}")
@@ -135,14 +138,14 @@ def read_sample(path: str | os.PathLike) -> SampleLayout:
     frame = _read_csv(path)
     columns = [str(c) for c in frame.columns]
     kind = _detect_kind(columns, path.name)
-    if frame.empty:
+    if not len(frame):
         raise ValueError(f"{path.name}: the sample lists no rows; it must list every (image, class) to predict")
     keys = _parse_keys(frame, kind, path.name)
     _check_unique(keys, path.name)
     return SampleLayout(kind=kind, columns=tuple(columns), keys=keys)
 
 
-def build_submission(layout: SampleLayout, rles: Mapping[Key, str]) -> pd.DataFrame:
+def build_submission(layout: SampleLayout, rles: Mapping[Key, str]) -> Table:
     """One row per sample key, in the sample's row and column order. Keys of ``rles`` the sample
     does not list are not written (the sample decides what is scored)."""
     missing = [key for key in layout.keys if key not in rles]
@@ -155,7 +158,7 @@ def build_submission(layout: SampleLayout, rles: Mapping[Key, str]) -> pd.DataFr
         data = {PAIR: [f"{image}_{cls}" for image, cls in layout.keys], PIXELS: pixels}
     else:
         data = {IMAGE: [image for image, _ in layout.keys], CLASS: [cls for _, cls in layout.keys], PIXELS: pixels}
-    return pd.DataFrame(data, columns=list(layout.columns))
+    return Table(list(layout.columns), data)
 
 
 def _pixels_text(value: object) -> str:
@@ -164,7 +167,7 @@ def _pixels_text(value: object) -> str:
 
 
 def validate_submission(
-    frame: pd.DataFrame, layout: SampleLayout, image_shapes: Mapping[str, tuple[int, int]]
+    frame: Any, layout: SampleLayout, image_shapes: Mapping[str, tuple[int, int]]
 ) -> None:
     """Check a submission as the contest would before scoring it: the sample's columns and keys,
     each once, and every mask empty or a valid RLE for its image's (height, width)."""
@@ -190,7 +193,7 @@ def validate_submission(
             ) from None
 
 
-def write_submission(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_submission(frame: Any, path: str | os.PathLike) -> None:
     """Write CSV beside the target then rename, so a reader never sees half a file."""
     # "" and NaN masks both come out as empty cells
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False))

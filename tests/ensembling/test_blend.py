@@ -114,15 +114,15 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
         candidate_grids(oofs, truth, {0: 1}, [3])
 
 
-@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("compact, fused", [(True, True), (False, True), (False, False)])
 @pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
-def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact) -> None:
+def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact, fused) -> None:
     from ensembling.blend import BlendScorer
     from ensembling.counting import blend_levels
     from trainables.postprocess import Tuner, tune_arrays
 
     oofs, truth = data
-    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact, max_kept_share=1.0)
+    scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact, fused=fused, max_kept_share=1.0)
     counts = {0: 2, 2: 1}
     scores = scorer.scores(counts, [None, 1, 0])
     pick = slice(None) if rows is None else rows

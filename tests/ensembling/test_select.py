@@ -102,3 +102,10 @@ def test_budget_on_the_target_device(study_dir: Path, capsys) -> None:
     assert "no model fits the budget" in capsys.readouterr().err
     assert main([f"study={study_dir}", "budget.device=gpu9000", "nested=false"]) == 2
     assert "budget.device must be one of kaggle-p100" in capsys.readouterr().err
+
+
+def test_an_unknown_device_is_one_error_line(study_dir: Path, capsys) -> None:
+    from ensembling_helpers import one_line_error
+
+    assert main([f"study={study_dir}", "device=gpu", "nested=false"]) == 2
+    assert one_line_error(capsys) == "error: device must be auto, cpu or cuda, got 'gpu'"

@@ -164,8 +164,10 @@ def test_build_submission_names_missing_key(tmp_path: Path) -> None:
 @pytest.fixture
 def valid(tmp_path: Path) -> tuple[SampleLayout, pd.DataFrame]:
     layout = read_sample(_sample(tmp_path, ("ImageId", "ClassId", "EncodedPixels")))
-    frame = build_submission(layout, {key: "" for key in layout.keys})
-    validate_submission(frame, layout, {image: SHAPE for image in IMAGES})  # the baseline passes
+    table = build_submission(layout, {key: "" for key in layout.keys})
+    validate_submission(table, layout, {image: SHAPE for image in IMAGES})  # the baseline passes
+    frame = pd.DataFrame(table.data, columns=table.columns)  # validation also takes a DataFrame: easy to break below
+    validate_submission(frame, layout, {image: SHAPE for image in IMAGES})
     return layout, frame
 
 

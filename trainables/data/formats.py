@@ -188,8 +188,26 @@ def option(default: Any, help: str) -> Any:
 # Registry
 
 FORMATS: Registry[DataFormat] = Registry("data format")
-list_formats = FORMATS.names
-get_format = FORMATS.get
+# The built-in formats, registered on first look-up rather than on ``import trainables.data``: the offline
+# predictor imports images and RLE code from this package and must not pull in what the formats read with.
+BUILTIN_FORMATS = ("carvana", "classes", "folder", "severstal", "synthetic")
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for name in BUILTIN_FORMATS:
+        importlib.import_module(f"trainables.data.{name}")
+
+
+def list_formats() -> list[str]:
+    _load_builtins()
+    return FORMATS.names()
+
+
+def get_format(name: str) -> DataFormat:
+    _load_builtins()
+    return FORMATS.get(name)
 
 
 def register_format(cls: type[DataFormat]) -> type[DataFormat]:

@@ -21,31 +21,31 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from trainables.atomic import write_with
 from trainables.data.images import image_shape, list_images, read_rgb
 from trainables.data.rle import rle_encode, validate_rle
+from trainables.data.table import Table, read_csv_table
 
 CARVANA_COLUMNS = ("img", "rle_mask")
 
 
 def read_carvana_sample(path: Path) -> list[str]:
     """The image ids of a Carvana sample submission, in its order; checked for columns and repeats."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_csv_table(path)
     if list(frame.columns) != list(CARVANA_COLUMNS):
         raise ValueError(f"{path}: expected columns {','.join(CARVANA_COLUMNS)}, got {','.join(map(str, frame.columns))}")
-    if frame.empty:
+    if not len(frame):
         raise ValueError(f"{path}: the sample lists no image")
     seen: dict[str, int] = {}
     for i, image in enumerate(frame["img"]):
         if image in seen:
             raise ValueError(f"{path}:{i + 2}: image {image} listed twice (first on line {seen[image]})")
         seen[image] = i + 2
-    return frame["img"].tolist()
+    return list(frame["img"])
 
 
-def carvana_submission(sample_ids: list[str], masks: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+def carvana_submission(sample_ids: list[str], masks: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, int]]) -> Table:
     """One row per sample image: its class-0 mask as row-major RLE, validated against its size."""
     missing = [i for i in sample_ids if i not in masks]
     if missing:
@@ -58,10 +58,10 @@ def carvana_submission(sample_ids: list[str], masks: Mapping[str, np.ndarray], s
         rle = rle_encode(mask, "C")
         validate_rle(rle, mask.size)
         rles.append(rle)
-    return pd.DataFrame({"img": sample_ids, "rle_mask": rles})
+    return Table(list(CARVANA_COLUMNS), {"img": sample_ids, "rle_mask": rles})
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: Table, path: Path) -> None:
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
@@ -101,15 +101,15 @@ def write_png_masks(out_dir: Path, predictions: Iterable[tuple[str, np.ndarray]]
     return written
 
 
-def folder_rle_csv(sample: Path, masks: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def folder_rle_csv(sample: Path, masks: Mapping[str, np.ndarray]) -> Table:
     """A CSV of row-major RLE in the sample's layout: ``ImageId,EncodedPixels`` (class 1, one row per
     image) or ``ImageId,ClassId,EncodedPixels`` (1-based classes), the sample's rows and order."""
-    frame = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    frame = read_csv_table(sample)
     columns = list(frame.columns)
     if "ImageId" not in columns or "EncodedPixels" not in columns:
         raise ValueError(f"{sample}: expected columns ImageId,EncodedPixels or ImageId,ClassId,EncodedPixels, got {','.join(columns)}")
     rles = []
-    for i, row in enumerate(frame.itertuples(index=False)):
+    for i, row in enumerate(frame.rows()):
         image_id = row[columns.index("ImageId")]
         if image_id not in masks:
             raise ValueError(f"{sample}:{i + 2}: no prediction for image {image_id}")
@@ -117,7 +117,7 @@ def folder_rle_csv(sample: Path, masks: Mapping[str, np.ndarray]) -> pd.DataFram
         if not 1 <= class_id <= masks[image_id].shape[0]:
             raise ValueError(f"{sample}:{i + 2}: ClassId must be in 1..{masks[image_id].shape[0]}, got {class_id}")
         rles.append(rle_encode(masks[image_id][class_id - 1], "C"))
-    frame["EncodedPixels"] = rles
+    frame.data["EncodedPixels"] = rles
     return frame
 
 
@@ -159,7 +159,7 @@ def predict_into(
         print(f"Wrote {out}: {len(frame)} rows, {sum(1 for r in frame['rle_mask'] if r)} with a mask")
         return len(frame)
     if fmt == "folder":
-        ids = list_images(images) if sample is None else list(dict.fromkeys(pd.read_csv(sample, dtype=str, keep_default_na=False)["ImageId"]))
+        ids = list_images(images) if sample is None else list(dict.fromkeys(read_csv_table(sample)["ImageId"]))
         masks = _predict_all(images, ids, masks_for, batch_size)
         frame = folder_rle_csv(sample, masks) if sample is not None else None  # checked before anything is written
         written = write_png_masks(out, masks.items(), str(data.get("mask_mode", "binary")))

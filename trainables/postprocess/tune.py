@@ -21,6 +21,7 @@ from trainables.postprocess.base import STEPS, PairStats, Step, get_step
 from trainables.postprocess.component import components
 
 GATE_BLEND_MAX = "blend_max"  # the gate's input without a classification trial
+_PATHS: dict[str, list] = {}  # einsum contraction orders of Tuner.sums, by expression
 
 
 @dataclass
@@ -94,28 +95,35 @@ class Tuner:
         """(C, X, V_1, ..., V_k, K): the metric's pair values summed over the pairs, for every setting.
 
         A pair whose mask is empty at every X scores the same whatever the steps do (its wiped value), so
-        only pairs with some mask go through the outer product of the step grids: the rest are one sum.
+        only pairs with some mask go through the steps' grids (one contraction over those pairs): the rest are one sum.
         """
         zero = np.zeros_like(stats.truth, np.float64)
         v0 = self.metric.pair_values(zero, zero, stats.truth.astype(np.float64))  # (n, C, K): the wiped mask
         _, classes, x = stats.pred.shape
-        keeps = [step.keep(stats, step.grid) for step in self.pair_steps]  # (n, C, X or 1, V_s)
-        grid_shape = tuple(k.shape[-1] for k in keeps)
+        grid_shape = tuple(len(step.grid) for step in self.pair_steps)
         out = np.zeros((classes, x, *grid_shape, v0.shape[-1]))
         out += v0.sum(axis=0).reshape(classes, *([1] * (1 + len(grid_shape))), -1)
-        letters = "abcdefgh"[: len(keeps)]
+        letters = "abcdefgh"[: len(self.pair_steps)]
         for c in range(classes):
             live = (stats.pred[:, c] > 0).any(axis=1)
             if not live.any():
                 continue
-            pred, inter = stats.pred[live, c].astype(np.float64), stats.inter[live, c].astype(np.float64)
-            truth = stats.truth[live, c].astype(np.float64)
+            # the steps see only the live pairs of this class: (m, 1, ...) stats
+            sub = PairStats(stats.pred[live, c][:, None], stats.inter[live, c][:, None], stats.truth[live, c][:, None],
+                            stats.image_prob[live, c][:, None], stats.area_px)
+            pred, inter, truth = sub.pred[:, 0].astype(np.float64), sub.inter[:, 0].astype(np.float64), sub.truth[:, 0].astype(np.float64)
             delta = self.metric.pair_values(pred, inter, truth[:, None]) - v0[live, c][:, None, :]  # (m, X, K)
-            kept = np.ones((int(live.sum()), x))
-            for keep in keeps:  # an outer product: one new axis per pair step
-                k = keep[live, c].astype(np.float64)
-                kept = kept[..., None] * k.reshape(k.shape[:2] + (1,) * (kept.ndim - 2) + k.shape[2:])
-            out[c] += np.einsum(f"mx{letters},mxk->x{letters}k", kept, delta, optimize=True)
+            operands, subscripts = [], []
+            for letter, step in zip(letters, self.pair_steps, strict=True):
+                keep = step.keep(sub, step.grid)[:, 0]  # (m, X or 1, V)
+                operands.append(keep.astype(np.float64) if keep.shape[1] == x else keep[:, 0].astype(np.float64))
+                subscripts.append(f"mx{letter}" if keep.shape[1] == x else f"m{letter}")
+            # one contraction over the pairs, not the outer product of every step's grid per pair; its order is
+            # found once per expression (a valid order for any number of pairs), not at every call
+            expression = ",".join([*subscripts, "mxk"]) + f"->x{letters}k"
+            if expression not in _PATHS:
+                _PATHS[expression] = np.einsum_path(expression, *operands, delta, optimize="greedy")[0]
+            out[c] += np.einsum(expression, *operands, delta, optimize=_PATHS[expression])
         return out
 
     def best(self, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
