@@ -150,6 +150,12 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
+    from ensembling.select_classes import is_classification, run_classes
+
+    if is_classification(study):  # truth (N, K): image labels, selected by ensembling.select_classes
+        if "gate" in args:
+            raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
+        return run_classes(study, usable_trials(study), args, greedy_config(args))
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
         images=args.get("budget.images", Budget.images),
