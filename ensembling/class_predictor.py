@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ensembling.classify import apply_temperature, decide
+from ensembling.classify import apply_temperature, decisions
 from trainables.config import TrialConfig, from_flat
 from trainables.contract import check_weights
 from trainables.models import build_model, load_weights
@@ -78,7 +78,7 @@ class ClassPredictor:
 
     def decisions(self, probs: np.ndarray) -> np.ndarray:
         """0/1 (N, K): the argmax, or each class's tuned threshold (0.5 without one)."""
-        return decide(probs, self.multi_label, self.thresholds)
+        return decisions(probs, self.multi_label, self.thresholds)
 
 
 def load_class_predictor(folder: str | Path, manifest: dict[str, Any], device: str | None = None) -> ClassPredictor:

@@ -9,126 +9,49 @@ mean of members' probabilities. Two knobs are tuned on a blend, each only where 
   renormalisation reorders images within a class); never accuracy or macro F1 (argmax is unchanged, and
   a per-class threshold absorbs a monotone map). Log loss is convex in 1/T: minimised by golden section.
 - **per-class thresholds** (multi-label, accuracy and macro F1): class k is predicted when p_k >= t_k.
-  Both metrics are sums over classes of a per-class term, so each t_k is the exact optimum over every cut
+  Macro F1 is a sum over classes of a per-class term, so each t_k is the exact optimum over every cut
   between consecutive distinct OOF values. Single-label decisions are the argmax; log loss and ROC AUC
   read probabilities, so they have no thresholds.
 
-Pure numpy: no Ray, MLflow or torch.
+Scores come from the metrics registry (``trainables.class_metrics``). Multi-label accuracy is exact match,
+not a sum over classes: its thresholds are found by coordinate ascent, each class's cut the exact optimum
+on the images whose other classes are right. Pure numpy: no Ray, MLflow or torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] before logs (float16 OOF rounds 0.9999 to 1)
-LOG_LOSS_CLIP = 1e-15  # Kaggle's log loss clip
+from trainables.class_metrics import (
+    ClassMetric,
+    decide,
+    get_class_metric,
+    is_class_metric,
+    list_class_metrics,
+    oriented,
+)
+
+EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before logs, as the log loss metric does
 
 
-# --- metrics ------------------------------------------------------------------------------------------
+def temperature_matters(metric: str, multi_label: bool) -> bool:
+    """Log loss always; ROC AUC single-label only (softmax rows reorder images within a class)."""
+    return metric == "log_loss" or (metric == "roc_auc" and not multi_label)
 
 
-@dataclass(frozen=True)
-class ClassMetric:
-    name: str
-    higher_is_better: bool
-    reads: str  # "decisions" (0/1 per class) or "probs"
-    fn: Callable[[np.ndarray, np.ndarray, bool], float]  # (decisions or probs, truth, multi_label) -> value
-    per_class: Callable[[np.ndarray, np.ndarray, bool], np.ndarray] | None = None
-
-    def objective(self, value: float) -> float:
-        """What selection maximises: the value, or minus it for a loss."""
-        return value if self.higher_is_better else -value
-
-    def temperature_matters(self, multi_label: bool) -> bool:
-        return self.name == "log_loss" or (self.name == "roc_auc" and not multi_label)
-
-    def thresholds_matter(self, multi_label: bool) -> bool:
-        return multi_label and self.reads == "decisions"
+def thresholds_matter(metric: str, multi_label: bool) -> bool:
+    """Multi-label decision metrics: accuracy (exact match) and macro F1."""
+    return multi_label and get_class_metric(metric).uses_thresholds
 
 
-def _accuracy_per_class(decisions: np.ndarray, truth: np.ndarray, multi_label: bool) -> np.ndarray:
-    return (decisions == (truth != 0)).mean(axis=0)
-
-
-def accuracy(decisions: np.ndarray, truth: np.ndarray, multi_label: bool) -> float:
-    """Single-label: share of images whose argmax is the label; multi-label: share of right (image, class) labels."""
-    if multi_label:
-        return float(_accuracy_per_class(decisions, truth, True).mean())
-    return float((decisions.argmax(axis=1) == truth.argmax(axis=1)).mean())
-
-
-def f1_per_class(decisions: np.ndarray, truth: np.ndarray, multi_label: bool = True) -> np.ndarray:
-    """F1 of each class (0 where it has neither truth nor prediction, as scikit-learn's default)."""
-    d, t = decisions != 0, truth != 0
-    tp = (d & t).sum(axis=0).astype(np.float64)
-    denominator = d.sum(axis=0) + t.sum(axis=0)
-    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-
-
-def macro_f1(decisions: np.ndarray, truth: np.ndarray, multi_label: bool) -> float:
-    return float(f1_per_class(decisions, truth).mean())
-
-
-def log_loss(probs: np.ndarray, truth: np.ndarray, multi_label: bool) -> float:
-    """Single-label: mean -log p(label), rows renormalised; multi-label: mean binary cross-entropy of every label."""
-    p = np.clip(np.asarray(probs, np.float64), LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
-    t = truth != 0
-    if multi_label:
-        return float(-np.where(t, np.log(p), np.log1p(-p)).mean())
-    p = p / p.sum(axis=1, keepdims=True)
-    return float(-np.log(p[t]).sum() / len(p))
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties averaged, per column."""
-    order = np.argsort(values, axis=0, kind="stable")
-    out = np.empty(values.shape, np.float64)
-    for k in range(values.shape[1]):
-        v = values[order[:, k], k]
-        starts = np.r_[0, np.flatnonzero(np.diff(v)) + 1]
-        ends = np.r_[starts[1:], len(v)]
-        mean_rank = (starts + ends + 1) / 2  # ranks starts+1 .. ends, averaged
-        out[order[:, k], k] = np.repeat(mean_rank, ends - starts)
-    return out
-
-
-def auc_per_class(probs: np.ndarray, truth: np.ndarray, multi_label: bool = True) -> np.ndarray:
-    """One-vs-rest ROC AUC per class (Mann-Whitney, ties count half); NaN for a class with one kind of label."""
-    t = truth != 0
-    ranks = _ranks(np.asarray(probs, np.float64))
-    pos, neg = t.sum(axis=0), (~t).sum(axis=0)
-    rank_sum = np.where(t, ranks, 0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((pos > 0) & (neg > 0), (rank_sum - pos * (pos + 1) / 2) / (pos * neg), np.nan)
-
-
-def roc_auc(probs: np.ndarray, truth: np.ndarray, multi_label: bool) -> float:
-    """Macro one-vs-rest ROC AUC over the classes that have both labels."""
-    per_class = auc_per_class(probs, truth)
-    if np.isnan(per_class).all():
-        raise ValueError("ROC AUC needs a class with both positive and negative images, got none")
-    return float(np.nanmean(per_class))
-
-
-CLASS_METRICS: dict[str, ClassMetric] = {
-    m.name: m
-    for m in (
-        ClassMetric("accuracy", True, "decisions", accuracy, _accuracy_per_class),
-        ClassMetric("macro_f1", True, "decisions", macro_f1, f1_per_class),
-        ClassMetric("log_loss", False, "probs", log_loss),
-        ClassMetric("roc_auc", True, "probs", roc_auc, auc_per_class),
-    )
-}
-
-
-def get_class_metric(name: str) -> ClassMetric:
-    if name not in CLASS_METRICS:
-        raise ValueError(f"metric must be one of {', '.join(CLASS_METRICS)} for a classification study, got {name!r}")
-    return CLASS_METRICS[name]
+def _metric(metric: str, multi_label: bool) -> ClassMetric:
+    if not is_class_metric(metric):
+        raise ValueError(f"metric must be one of {', '.join(list_class_metrics())} for a classification study, got {metric!r}")
+    return get_class_metric(metric, multi_label)
 
 
 # --- the knobs ----------------------------------------------------------------------------------------
@@ -150,8 +73,10 @@ def apply_temperature(probs: np.ndarray, temperature: float, multi_label: bool) 
 
 def fit_temperature(probs: np.ndarray, truth: np.ndarray, multi_label: bool, low: float = 0.05, high: float = 20.0, steps: int = 60) -> float:
     """The temperature minimising log loss: golden section on beta = 1/T in [1/high, 1/low] (convex in beta)."""
+    metric = get_class_metric("log_loss")
+
     def loss(beta: float) -> float:
-        return log_loss(apply_temperature(probs, 1 / beta, multi_label), truth, multi_label)
+        return metric.score(apply_temperature(probs, 1 / beta, multi_label), truth, None, multi_label)
 
     a, b = 1 / high, 1 / low
     ratio = (np.sqrt(5) - 1) / 2
@@ -169,45 +94,57 @@ def fit_temperature(probs: np.ndarray, truth: np.ndarray, multi_label: bool, low
     return float(1 / ((a + b) / 2))
 
 
-def best_thresholds(probs: np.ndarray, truth: np.ndarray, metric: str) -> np.ndarray:
-    """Per class, the threshold maximising its term of ``metric`` (accuracy or F1) over every cut of the OOF values.
+def _cuts(probs: np.ndarray, truth: np.ndarray, rows: np.ndarray, metric: str) -> float:
+    """One class's best cut over ``rows``: F1 or binary accuracy of ``p >= cut`` at every cut between distinct values.
 
-    Cuts sit halfway between consecutive distinct values (and below the lowest, above the highest); ties go
-    to the cut nearest 0.5, so a class with no information keeps the natural threshold.
+    Cuts sit halfway between consecutive distinct values (and above the highest, at half the lowest); ties
+    go to the cut nearest 0.5, so a class without information keeps the natural threshold.
     """
-    p = np.asarray(probs, np.float64)
-    t = truth != 0
-    out = np.empty(p.shape[1])
-    for k in range(p.shape[1]):
-        order = np.argsort(-p[:, k], kind="stable")
-        values, labels = p[order, k], t[order, k]
-        distinct = np.r_[np.flatnonzero(np.diff(values)), len(values) - 1]  # last index of each distinct value
-        tp = np.r_[0, np.cumsum(labels)[distinct]]  # predicted positive: the top 0, then each group more
-        predicted = np.r_[0, distinct + 1]
-        positives = labels.sum()
-        if metric == "accuracy":
-            fp = predicted - tp
-            score = tp + (len(values) - positives - fp)
-        else:
-            denominator = predicted + positives
-            score = np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
-        uniques = values[distinct]  # descending
-        above = (uniques[0] + 1) / 2 if uniques[0] < 1 else 1 + 1e-9  # predicts none
-        cuts = np.r_[above, (uniques[:-1] + uniques[1:]) / 2, uniques[-1] / 2]  # ..., predicts all
-        best = np.flatnonzero(score >= score.max() - 1e-12)
-        out[k] = cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]]
+    order = np.argsort(-probs[rows], kind="stable")
+    values, labels = probs[rows][order], truth[rows][order]
+    if len(values) == 0:
+        return 0.5
+    distinct = np.r_[np.flatnonzero(np.diff(values)), len(values) - 1]  # last index of each distinct value
+    tp = np.r_[0, np.cumsum(labels)[distinct]]  # predicted positive: none, then each group more
+    predicted = np.r_[0, distinct + 1]
+    positives = int(labels.sum())
+    if metric == "accuracy":
+        score = (tp + (len(values) - positives - (predicted - tp))).astype(np.float64)
+    else:  # F1; 1 where the class is neither true nor predicted, as the registry's
+        denominator = predicted + positives
+        score = np.where(denominator == 0, 1.0, 2 * tp / np.maximum(denominator, 1))
+    uniques = values[distinct]  # descending
+    above = (uniques[0] + 1) / 2 if uniques[0] < 1 else 1 + 1e-9  # predicts none
+    cuts = np.r_[above, (uniques[:-1] + uniques[1:]) / 2, uniques[-1] / 2]  # ..., predicts all
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    return float(cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]])
+
+
+def best_thresholds(probs: np.ndarray, truth: np.ndarray, metric: str, rounds: int = 4) -> np.ndarray:
+    """Per-class thresholds maximising multi-label ``metric``: macro F1 (exact, class by class) or exact-match
+    accuracy (coordinate ascent from each class's best binary accuracy: each step is the exact optimum of one
+    class's cut on the images whose other classes are right, so the score never falls)."""
+    p, t = np.asarray(probs, np.float64), np.asarray(truth) != 0
+    every = np.arange(len(p))
+    out = np.array([_cuts(p[:, k], t[:, k], every, metric) for k in range(p.shape[1])])
+    if metric != "accuracy":
+        return out
+    for _ in range(rounds):
+        before = out.copy()
+        for k in range(p.shape[1]):
+            right = (p >= out - 1e-12) == t
+            others = np.delete(right, k, axis=1).all(axis=1)
+            out[k] = _cuts(p[:, k], t[:, k], np.flatnonzero(others), metric)
+        if np.array_equal(before, out):
+            break
     return out
 
 
-def decide(probs: np.ndarray, multi_label: bool, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-    """0/1 decisions (N, K): argmax one-hot single-label, ``p >= threshold`` (0.5 without) multi-label."""
-    p = np.asarray(probs)
-    if not multi_label:
-        out = np.zeros(p.shape, np.uint8)
-        out[np.arange(len(p)), p.argmax(axis=1)] = 1
-        return out
-    cut = np.full(p.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, np.float64)
-    return (p >= cut - 1e-12).astype(np.uint8)
+def decisions(probs: np.ndarray, multi_label: bool, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+    """0/1 (N, K): the argmax one-hot (single-label), or ``p >= threshold`` (0.5 without) multi-label."""
+    p = np.asarray(probs, np.float64)
+    cut = None if thresholds is None else np.asarray(thresholds, np.float64) - 1e-12
+    return decide(p, p.shape[1], multi_label, cut).astype(np.uint8)
 
 
 @dataclass
@@ -219,71 +156,69 @@ class ClassTuned:
     temperature: float
     thresholds: list[float] | None  # multi-label with a decision metric only
     score: float  # the metric's own value (a loss stays a loss)
-    class_scores: list[float] = field(default_factory=list)  # per class where the metric has a per-class term
-
-    def apply(self, probs: np.ndarray) -> np.ndarray:
-        return apply_temperature(probs, self.temperature, self.multi_label)
+    class_scores: list[float] = field(default_factory=list)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"metric": self.metric, "multi_label": self.multi_label, "temperature": self.temperature, "thresholds": self.thresholds}
 
 
-def evaluate(probs: np.ndarray, truth: np.ndarray, metric: ClassMetric, multi_label: bool, temperature: float, thresholds: Any) -> tuple[float, list[float]]:
-    """The metric of a blend with the knobs applied, and its per-class values where it has them."""
+def evaluate(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool, temperature: float, thresholds: Any) -> tuple[float, list[float]]:
+    """The registry's metric of a blend with the knobs applied, and its per-class values."""
+    scorer = _metric(metric, multi_label)
     p = apply_temperature(probs, temperature, multi_label)
-    x = decide(p, multi_label, thresholds) if metric.reads == "decisions" else p
-    value = metric.fn(x, truth, multi_label)
-    per_class = [] if metric.per_class is None or (not multi_label and metric.name == "accuracy") else [float(v) for v in metric.per_class(x, truth, multi_label)]
-    return value, per_class
+    cut = None if thresholds is None else np.asarray(thresholds, np.float64) - 1e-12
+    value = scorer.score(p, truth, cut, multi_label)
+    return value, [float(v) for v in scorer.class_scores(p, truth, cut, multi_label)]
 
 
 TEMPERATURE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)  # tried for single-label ROC AUC (rank-based: no gradient to follow)
 
 
-def tune_classes(probs: np.ndarray, truth: np.ndarray, metric_name: str, multi_label: bool) -> ClassTuned:
+def tune_classes(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool) -> ClassTuned:
     """Temperature (or none) and per-class thresholds, each tuned only where it can change ``metric``."""
-    metric = get_class_metric(metric_name)
+    _metric(metric, multi_label)
     temperature = 1.0
-    if metric.name == "log_loss":
+    if metric == "log_loss":
         fitted = fit_temperature(probs, truth, multi_label)
-        if log_loss(apply_temperature(probs, fitted, multi_label), truth, multi_label) < log_loss(probs, truth, multi_label):
+        if evaluate(probs, truth, metric, multi_label, fitted, None)[0] < evaluate(probs, truth, metric, multi_label, 1.0, None)[0]:
             temperature = fitted
-    elif metric.temperature_matters(multi_label):
-        values = {t: metric.objective(evaluate(probs, truth, metric, multi_label, t, None)[0]) for t in TEMPERATURE_GRID}
+    elif temperature_matters(metric, multi_label):
+        values = {t: oriented(metric, evaluate(probs, truth, metric, multi_label, t, None)[0]) for t in TEMPERATURE_GRID}
         temperature = max(values, key=lambda t: (values[t], t == 1.0))
     thresholds = None
-    if metric.thresholds_matter(multi_label):
-        thresholds = [float(v) for v in best_thresholds(apply_temperature(probs, temperature, multi_label), truth, metric.name)]
+    if thresholds_matter(metric, multi_label):
+        thresholds = [float(v) for v in best_thresholds(apply_temperature(probs, temperature, multi_label), truth, metric)]
     value, per_class = evaluate(probs, truth, metric, multi_label, temperature, thresholds)
-    return ClassTuned(metric.name, multi_label, float(temperature), thresholds, value, per_class)
+    return ClassTuned(metric, multi_label, float(temperature), thresholds, value, per_class)
 
 
 # --- blends for the greedy selector -------------------------------------------------------------------
 
 
-def blend(oofs: Sequence[np.ndarray], counts: Mapping[int, int], rows: np.ndarray | None = None) -> np.ndarray:
+def blend(oofs: Sequence[np.ndarray], counts: Mapping[int, int]) -> np.ndarray:
     """Weighted mean (float64) of members' probabilities; weights are pick counts."""
     if not counts:
         raise ValueError("a blend needs at least one member, got empty counts")
-    total = sum(np.asarray(oofs[i] if rows is None else oofs[i][rows], np.float64) * c for i, c in counts.items())
+    total = sum(np.asarray(oofs[i], np.float64) * c for i, c in counts.items())
     return total / sum(counts.values())  # type: ignore[operator]
 
 
 class ClassScorer:
-    """The greedy objective for classes: the tuned metric (as an objective, higher better) of blends of OOF."""
+    """The greedy objective for classes: the tuned metric, oriented higher-better, of blends of OOF."""
 
     def __init__(self, oofs: Sequence[np.ndarray], truth: np.ndarray, metric: str, multi_label: bool, rows: np.ndarray | None = None) -> None:
         for i, oof in enumerate(oofs):
             if oof.shape != truth.shape:
                 raise ValueError(f"OOF {i} has shape {oof.shape} but the truth has {truth.shape}; was it written for another split?")
+        _metric(metric, multi_label)
         self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
         # read once: (N, K) arrays are small next to masks
         self.oofs = [np.asarray(o, np.float64)[self.rows] for o in oofs]
         self.truth = np.asarray(truth)[self.rows]
-        self.metric, self.multi_label = get_class_metric(metric), multi_label
+        self.metric, self.multi_label = metric, multi_label
 
     def tune(self, counts: Mapping[int, int]) -> ClassTuned:
-        return tune_classes(blend(self.oofs, counts), self.truth, self.metric.name, self.multi_label)
+        return tune_classes(blend(self.oofs, counts), self.truth, self.metric, self.multi_label)
 
     def scores(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[float]:
         out = []
@@ -291,7 +226,7 @@ class ClassScorer:
             trial = dict(counts)
             if candidate is not None:
                 trial[candidate] = trial.get(candidate, 0) + 1
-            out.append(self.metric.objective(self.tune(trial).score))
+            out.append(oriented(self.metric, self.tune(trial).score))
         return out
 
     def held_out(self, counts: Mapping[int, int], tuned: ClassTuned) -> float:

@@ -18,15 +18,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ensembling.budget import Budget, curve
-from ensembling.classify import ClassScorer, ClassTuned, get_class_metric
+from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
 from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import FORMAT_VERSION, _member, write_manifest
 from ensembling.store import TrialRecord, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from trainables.class_metrics import default_metric, get_class_metric, is_class_metric, list_class_metrics, oriented
+from trainables.contract import CLASSIFICATION
 from trainables.data.study import Study
-
-CLASSIFICATION = "classification"
-DEFAULT_METRIC = {False: "accuracy", True: "macro_f1"}  # when study.yaml names no class metric
 
 
 @dataclass(frozen=True)
@@ -37,37 +36,27 @@ class ClassTask:
 
 
 def is_classification(study: Study) -> bool:
-    """A study whose truth is (N, K) image labels, not (N, C, h, w) masks."""
-    return study.truth().ndim == 2
+    """A study whose study.yaml says classification, or whose truth is (N, K) image labels, not masks."""
+    return study.folder.kind() == CLASSIFICATION or study.truth().ndim == 2
 
 
 def class_task(study: Study) -> ClassTask:
-    """Multi-label or not, the metric and the class names, from study.yaml (falling back on the truth)."""
+    """Multi-label or not, the metric and the class names, from study.yaml (older ones: from the truth)."""
     raw = study.folder.read_config()
-    data = raw.get("data") or {}
-    flags = [raw.get("multi_label"), data.get("multi_label"), (data.get("options") or {}).get("multi_label")]
-    known = [f for f in flags if isinstance(f, bool)]
-    if known:
-        multi = known[0]
-    elif "presence" in (raw.get("task"), data.get("task"), (data.get("options") or {}).get("task")):
-        multi = True
+    truth = study.folder.class_truth()
+    if isinstance(raw.get("multi_label"), bool):
+        multi = bool(raw["multi_label"])
     else:
-        multi = bool((np.asarray(study.truth()).sum(axis=1) != 1).any())  # a row without exactly one label
+        multi = bool((np.asarray(truth).sum(axis=1) != 1).any())  # a row without exactly one label
     metric = raw.get("metric")
-    if metric is None or metric not in _names():
-        fallback = DEFAULT_METRIC[multi]
+    if not is_class_metric(metric):
+        fallback = default_metric(multi)
         if metric is not None:
-            print(f"study.yaml metric {metric!r} is not a class metric ({', '.join(_names())}); selecting on {fallback}", flush=True)
+            print(f"study.yaml metric {metric!r} is not a class metric ({', '.join(list_class_metrics())}); selecting on {fallback}", flush=True)
         metric = fallback
-    k = study.truth().shape[1]
-    names = list(study.data.class_names) if len(study.data.class_names) == k else [str(c) for c in range(1, k + 1)]
-    return ClassTask(multi, metric, names)
-
-
-def _names() -> list[str]:
-    from ensembling.classify import CLASS_METRICS
-
-    return list(CLASS_METRICS)
+    k = truth.shape[1]
+    names = [str(n) for n in study.data.class_names] if len(study.data.class_names) == k else [str(c) for c in range(1, k + 1)]
+    return ClassTask(multi, str(metric), names)
 
 
 def class_candidates(study: Study, trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -77,7 +66,7 @@ def class_candidates(study: Study, trials: list[TrialRecord]) -> list[TrialRecor
     shape = study.truth().shape
     out = []
     for t in found:
-        if t.oof().shape == shape:
+        if t.oof().shape == shape and t.oof().dtype in (np.float16, np.float32, np.uint8):
             out.append(t)
         else:
             problems.append(f"skipped {t.candidate_id}: {t.folder.oof}: OOF of shape {t.oof().shape}, not the truth's {shape}")
@@ -90,7 +79,7 @@ def class_candidates(study: Study, trials: list[TrialRecord]) -> list[TrialRecor
 
 def oof_probs(trial: TrialRecord) -> np.ndarray:
     """A trial's OOF as probabilities in [0, 1]: float as written, uint8 read as level / 255."""
-    oof = trial.oof()
+    oof = trial.oof()  # checked by class_candidates: (N, K) like the truth
     return np.asarray(oof, np.float64) / 255 if oof.dtype == np.uint8 else np.asarray(oof, np.float64)
 
 
@@ -122,7 +111,7 @@ def choose(scorer: ClassScorer, costs: list[float], budget: float, config: Greed
 def select_classes(study: Study, trials: list[TrialRecord], task: ClassTask, budget: Budget, config: GreedyConfig, nested: bool = True) -> ClassOutcome:
     candidates = class_candidates(study, trials)
     oofs = [oof_probs(t) for t in candidates]
-    truth = np.asarray(study.truth())
+    truth = np.asarray(study.folder.class_truth())
     costs = [budget.member_seconds(t.ms_per_image, t.cost) for t in candidates]
 
     def scorer(rows: np.ndarray | None) -> ClassScorer:
@@ -145,9 +134,8 @@ def select_classes(study: Study, trials: list[TrialRecord], task: ClassTask, bud
 
 def knob_notes(task: ClassTask) -> dict[str, str]:
     """Which knob can change the metric, in words (printed and kept in the manifest)."""
-    metric = get_class_metric(task.metric)
-    t = "tuned on OOF" if metric.temperature_matters(task.multi_label) else f"none: it cannot change {task.metric}"
-    if metric.thresholds_matter(task.multi_label):
+    t = "tuned on OOF" if temperature_matters(task.metric, task.multi_label) else f"none: it cannot change {task.metric}"
+    if thresholds_matter(task.metric, task.multi_label):
         th = "per class, the exact optimum on OOF"
     elif task.multi_label:
         th = f"none: {task.metric} reads probabilities (0.5 where a label is written)"
@@ -157,11 +145,11 @@ def knob_notes(task: ClassTask) -> dict[str, str]:
 
 
 def build_class_manifest(study: Study, task: ClassTask, outcome: ClassOutcome, budget_record: dict[str, Any]) -> dict[str, Any]:
-    metric = get_class_metric(task.metric)
+    metric = get_class_metric(task.metric, task.multi_label)
     trials, selection, tuned = outcome.trials, outcome.selection, outcome.tuned
     members = [_member(study, trials[i], w) for i, w in selection.weights.items()]
     for member, i in zip(members, selection.weights, strict=True):
-        member["oof_score"] = metric.objective(outcome.singles[i])  # the candidate's tuned score, in the metric's own sign
+        member["oof_score"] = oriented(task.metric, outcome.singles[i])  # the candidate's tuned score, in the metric's own sign
     return {
         "format_version": FORMAT_VERSION,
         "kind": CLASSIFICATION,
@@ -181,9 +169,9 @@ def build_class_manifest(study: Study, task: ClassTask, outcome: ClassOutcome, b
         "class_scores": tuned.class_scores,
         "nested_score": None if outcome.nested is None else float(np.mean(outcome.nested)),
         "nested_fold_scores": outcome.nested,
-        "best_single": {"trial_id": trials[outcome.best_single].candidate_id, "oof_score": metric.objective(outcome.singles[outcome.best_single])},
+        "best_single": {"trial_id": trials[outcome.best_single].candidate_id, "oof_score": oriented(task.metric, outcome.singles[outcome.best_single])},
         "budget": budget_record,
-        "history": [{"members": {trials[i].candidate_id: c for i, c in counts.items()}, "score": metric.objective(s)} for counts, s in selection.history],
+        "history": [{"members": {trials[i].candidate_id: c for i, c in counts.items()}, "score": oriented(task.metric, s)} for counts, s in selection.history],
     }
 
 
@@ -196,9 +184,8 @@ def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], c
         labels=True,
     )
     outcome = select_classes(study, trials, task, budget, config, nested=args.get("nested", True))
-    metric = get_class_metric(task.metric)
     expected = budget.fixed_seconds + sum(outcome.costs[i] for i in outcome.selection.counts)
-    shown = [(s, metric.objective(v)) for s, v in outcome.curve]
+    shown = [(s, oriented(task.metric, v)) for s, v in outcome.curve]
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
                      "fixed_seconds": budget.fixed_seconds, "curve": shown}
     manifest = build_class_manifest(study, task, outcome, budget_record)
@@ -212,7 +199,9 @@ def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], c
 
 def class_report(manifest: dict[str, Any], outcome: ClassOutcome, budget: Budget) -> str:
     trials, best = outcome.trials, outcome.best_single
-    sign = get_class_metric(manifest["metric"]).objective
+    def sign(value: float) -> float:
+        return oriented(manifest["metric"], value)
+
     kind = "multi-label" if manifest["multi_label"] else "single-label"
     lines = [f"Classification ({kind}, {manifest['num_classes']} classes). Metric: {manifest['metric']} "
              f"({'higher' if manifest['higher_is_better'] else 'lower'} is better).  Budget: {budget.describe()}"]

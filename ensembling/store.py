@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from trainables.contract import DamagedFile, StudyFolder, TrialFolder, check_weights, open_array, read_json_file
+from trainables.contract import (
+    CLASS_OOF_DTYPE,
+    DamagedFile,
+    StudyFolder,
+    TrialFolder,
+    check_weights,
+    open_array,
+    read_json_file,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,24 @@ class TrialRecord:
         return self.folder.weights(fold)
 
     def oof(self) -> np.ndarray:
-        """OOF probabilities, uint8 (N, C, h, w), memory-mapped: nothing is read until used."""
-        return open_array(self.folder.oof)
+        """OOF probabilities, memory-mapped (nothing is read until used): uint8 (N, C, h, w) masks, or a
+        classification trial's float16 (N, K) image probabilities."""
+        return open_oof(self.folder.oof)
+
+
+def open_oof(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A checked OOF array: uint8 (masks, or a classifier's levels), else a classifier's float16."""
+    try:
+        return open_array(path, shape)
+    except DamagedFile as error:
+        if "C-ordered uint8" not in str(error):
+            raise
+        try:
+            return open_array(path, shape, CLASS_OOF_DTYPE)
+        except DamagedFile as second:
+            if "C-ordered float16" in str(second):
+                raise error from None  # neither dtype: say what masks expect
+            raise
 
 
 def read_trial(path: Path) -> TrialRecord | None:
@@ -80,7 +104,7 @@ def read_trial(path: Path) -> TrialRecord | None:
 def check_trial(record: TrialRecord, oof_shape: tuple[int, ...] | None = None) -> None:
     """Raise :class:`DamagedFile` or FileNotFoundError naming the first file of the trial that cannot be used:
     the OOF (header, dtype, shape, size), every fold's weights (a safetensors header that fits the file)."""
-    open_array(record.folder.oof, oof_shape)
+    open_oof(record.folder.oof, oof_shape)
     for fold in record.folds:
         check_weights(record.checkpoint(fold))
 

@@ -5,18 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensembling.classify import (
-    ClassScorer,
-    accuracy,
-    apply_temperature,
-    auc_per_class,
-    best_thresholds,
-    decide,
-    fit_temperature,
-    log_loss,
-    macro_f1,
-    tune_classes,
-)
+from ensembling.classify import ClassScorer, apply_temperature, best_thresholds, decisions, fit_temperature, tune_classes
+from trainables.class_metrics import get_class_metric
 from ensembling.greedy import GreedyConfig, greedy_select
 
 
@@ -24,20 +14,6 @@ def onehot(labels: list[int], k: int) -> np.ndarray:
     out = np.zeros((len(labels), k), np.uint8)
     out[np.arange(len(labels)), labels] = 1
     return out
-
-
-def test_metrics_on_hand_counted_cases() -> None:
-    truth = onehot([0, 1, 2, 2], 3)
-    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])
-    assert accuracy(decide(probs, False), truth, False) == 0.75
-    # class 0: tp 1 fp 1 fn 0 -> 2/3; class 1: 1; class 2: tp 1 fn 1 -> 2/3
-    assert macro_f1(decide(probs, False), truth, False) == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
-    assert log_loss(probs, truth, False) == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.3, 0.8])))
-    multi = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], np.uint8)
-    p = np.array([[0.9, 0.2], [0.4, 0.6], [0.3, 0.6], [0.1, 0.7]])
-    # class 0: positives 0.9, 0.4 over negatives 0.3, 0.1 -> 1; class 1: positives 0.6, 0.6 vs 0.2, 0.7 -> (1 + 0 + 1 + 0) / 4
-    assert auc_per_class(p, multi).tolist() == pytest.approx([1.0, 0.5])
-    assert log_loss(p, multi, True) == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.6, 0.7, 0.6, 0.9, 0.3])))
 
 
 def test_temperature_recovers_the_known_optimum() -> None:
@@ -71,13 +47,29 @@ def test_thresholds_are_the_known_optima() -> None:
     truth = np.array([[1, 1], [1, 1], [0, 0], [0, 0]], np.uint8)
     cuts = best_thresholds(p, truth, "macro_f1")
     assert 0.3 < cuts[0] <= 0.35 and 0.05 < cuts[1] <= 0.1
-    assert macro_f1(decide(p, True, cuts), truth, True) == 1.0
-    assert macro_f1(decide(p, True), truth, True) < 1.0
-    # a class with no positive: the best F1 is 0 whatever the cut, accuracy wants no prediction
+    f1 = get_class_metric("macro_f1")
+    assert f1.score(p, truth, cuts, True) == 1.0 and f1.score(p, truth, None, True) < 1.0
+    # a class with no positive: both metrics want no prediction
     none = np.zeros((4, 1), np.uint8)
-    assert decide(p[:, :1], True, best_thresholds(p[:, :1], none, "accuracy")).sum() == 0
+    for metric in ("accuracy", "macro_f1"):
+        assert decisions(p[:, :1], True, best_thresholds(p[:, :1], none, metric)).sum() == 0
     tuned = tune_classes(p, truth, "macro_f1", True)
     assert tuned.score == 1.0 and tuned.thresholds is not None and tuned.class_scores == [1.0, 1.0]
+
+
+def test_exact_match_thresholds_by_coordinate_ascent() -> None:
+    # Images 1 and 2 have class 1 wrong at its only sensible cut (0.65), so exact match gains nothing from
+    # class 0 being right on them. Class 0's own best cut (0.75: 5 of 6) leaves image 3 wrong; the cut 0.4
+    # (4 of 6 alone) gets image 3 right instead: exact match 4 of 6 against 3 of 6.
+    p = np.array([[0.9, 0.9], [0.6, 0.05], [0.55, 0.08], [0.5, 0.3], [0.3, 0.35], [0.1, 0.4]])
+    truth = np.array([[1, 1], [0, 1], [0, 1], [1, 0], [0, 0], [0, 0]], np.uint8)
+    accuracy = get_class_metric("accuracy")
+    separate = accuracy.score(p, truth, [0.75, 0.65], True)
+    cuts = best_thresholds(p, truth, "accuracy")
+    assert separate == pytest.approx(3 / 6)
+    assert 0.3 < cuts[0] < 0.5 and 0.4 < cuts[1] < 0.9
+    assert accuracy.score(p, truth, cuts, True) == pytest.approx(4 / 6)
+    assert tune_classes(p, truth, "accuracy", True).score == pytest.approx(4 / 6)
 
 
 def test_greedy_picks_the_candidate_equal_to_the_truth_first() -> None:
