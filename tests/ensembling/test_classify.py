@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensembling.classify import ClassScorer, apply_temperature, best_thresholds, decisions, fit_temperature, tune_classes
-from trainables.class_metrics import get_class_metric
+from ensembling.classify import (
+    ClassScorer,
+    apply_temperature,
+    best_thresholds,
+    decisions,
+    fit_temperature,
+    tune_classes,
+)
 from ensembling.greedy import GreedyConfig, greedy_select
+from trainables.class_metrics import get_class_metric
 
 
 def onehot(labels: list[int], k: int) -> np.ndarray:
