@@ -147,6 +147,14 @@ def decisions(probs: np.ndarray, multi_label: bool, thresholds: Sequence[float] 
     return decide(p, p.shape[1], multi_label, cut).astype(np.uint8)
 
 
+def skipped(image_probs: np.ndarray, gates: list[float]) -> np.ndarray:
+    """(N,) True where every class has a gate (> 0) and the image's probability is under it: nothing to segment."""
+    values = np.asarray(gates, np.float64)
+    if not (values > 0).all():
+        return np.zeros(len(image_probs), bool)
+    return (np.asarray(image_probs) < values - 1e-9).all(axis=1)
+
+
 @dataclass
 class ClassTuned:
     """The knobs of one blend and what they score on the rows they were tuned on."""
