@@ -28,7 +28,7 @@ from search.tuner import start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
 from trainables.data.inspect import write_data_picture
-from trainables.data.study import StudyConfig, prepare_study, resolve_root
+from trainables.data.study import StudyConfig, prepare_study, resolve_root, study_record
 from trainables.errors import exit_status
 
 
@@ -56,8 +56,8 @@ def prepare(plan: Plan) -> Path:
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
     study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
-    prepare_study(study_dir, study_config)
-    folder.write_config(resolved(plan))
+    study = prepare_study(study_dir, study_config)
+    folder.write_config({**resolved(plan), **study_record(study)})  # + kind and multi_label (trainables/contract.py)
     return study_dir
 
 

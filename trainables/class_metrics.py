@@ -253,3 +253,35 @@ def class_score(name: str | None, probs: np.ndarray, truth: np.ndarray, threshol
     """One call: the named metric (None: the default for the data) of probabilities against truth."""
     multi = is_multi_label(truth, multi_label)
     return get_class_metric(name, multi).score(probs, truth, thresholds, multi)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def tune_thresholds(
+    name: str | ClassMetric, probs: np.ndarray, truth: np.ndarray, multi_label: bool = True, grid: np.ndarray = THRESHOLD_GRID, passes: int = 2
+) -> tuple[np.ndarray | None, float]:
+    """Per-class decision thresholds that maximise a multi-label metric on (probs, truth), and the score.
+
+    Coordinate ascent from 0.5, one class at a time over ``grid`` (exact in one pass for macro F1, whose
+    classes are independent). A metric that decides no labels (log loss, AUC), or single-label data
+    (argmax), has no thresholds: (None, score)."""
+    metric = get_class_metric(name)
+    probs, truth_bool = _arrays(probs, truth)
+    if not (metric.uses_thresholds and multi_label):
+        return None, metric.score(probs, truth_bool, multi_label=multi_label)
+    classes = probs.shape[1]
+    thresholds = np.full(classes, DEFAULT_THRESHOLD)
+    best = metric.score(probs, truth_bool, thresholds, multi_label=True)
+    for _ in range(passes):
+        changed = False
+        for k in range(classes):
+            for value in grid:
+                trial = thresholds.copy()
+                trial[k] = value
+                score = metric.score(probs, truth_bool, trial, multi_label=True)
+                if score > best + 1e-12:
+                    best, thresholds, changed = score, trial, True
+        if not changed:
+            break
+    return thresholds, float(best)
