@@ -24,7 +24,6 @@ from ensembling.budget import Budget
 from ensembling.classify import apply_temperature, blend
 from ensembling.manifest import _member
 from ensembling.store import TrialRecord
-from trainables.class_metrics import oriented
 from trainables.data.study import Study, open_study
 
 
@@ -107,8 +106,8 @@ def gate_from_study(seg: Study, path: str | Path) -> GateSource:
             probs = apply_temperature(blend([oof_probs(t) for t in chosen], {i: w for i, w in enumerate(weights)}), temperature, True)
             print(f"Gate: {cls.root}'s selected ensemble ({len(chosen)} member(s), temperature {temperature:.3f})", flush=True)
             return GateSource(source, probs, _section(seg, cls, chosen, weights, temperature, source), [(t.ms_per_image, t.cost) for t in chosen])
-    best = max(trials, key=lambda t: oriented(task.metric, t.score))
-    print(f"Gate: {cls.root} has no selected ensemble; its best trial {best.candidate_id} ({task.metric} {best.score:.4f})", flush=True)
+    best = max(trials, key=lambda t: t.score)  # metrics.json's oof_score is higher-better (minus a log loss)
+    print(f"Gate: {cls.root} has no selected ensemble; its best trial {best.candidate_id} (oof_score {best.score:.4f}, {task.metric})", flush=True)
     return GateSource(source, oof_probs(best), _section(seg, cls, [best], [1.0], 1.0, source), [(best.ms_per_image, best.cost)])
 
 
