@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from class_studies import CLASS_NAMES, add_trial, make_class_study, noisy, write
 from ensembling_helpers import one_line_error
 
 from ensembling import export, predict, select
+from ensembling.pyfunc import EnsembleModel
 from trainables.contract import StudyFolder
 
 
@@ -75,6 +78,11 @@ def test_export_and_predict_both_layouts(single: Path, tmp_path: Path, capsys: p
     assert np.allclose(values.sum(axis=1), 1, atol=1e-5) and ((values >= 0) & (values <= 1)).all()
     # the same images' labels are the argmax of the same probabilities
     assert labels["label"].tolist() == [CLASS_NAMES[i] for i in values.argmax(axis=1)]
+    # the MLflow pyfunc wrapper of the same export: probabilities (N, K) for float32 RGB (N, 3, H, W)
+    model = EnsembleModel()
+    model.load_context(SimpleNamespace(artifacts={"export": str(out)}))
+    pixels = np.stack([cv2.imread(str(images / n))[:, :, ::-1].transpose(2, 0, 1) for n in names[:2]]).astype(np.float32)
+    assert np.allclose(model.predict(None, pixels), values[:2], atol=1e-4)
     capsys.readouterr()
     pd.DataFrame({"id": names, "bar": 0, "dot": 0}).to_csv(tmp_path / "bad.csv", index=False)
     assert predict.main([f"model={out}", f"images={images}", f"sample={tmp_path / 'bad.csv'}", f"out={tmp_path / 'c.csv'}"]) == 2
