@@ -71,12 +71,26 @@ def apply_temperature(probs: np.ndarray, temperature: float, multi_label: bool) 
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probs: np.ndarray, truth: np.ndarray, multi_label: bool, low: float = 0.05, high: float = 20.0, steps: int = 60) -> float:
-    """The temperature minimising log loss: golden section on beta = 1/T in [1/high, 1/low] (convex in beta)."""
-    metric = get_class_metric("log_loss")
+def fit_temperature(probs: np.ndarray, truth: np.ndarray, multi_label: bool, low: float = 0.05, high: float = 20.0, steps: int = 40) -> float:
+    """The temperature minimising log loss: golden section on beta = 1/T in [1/high, 1/low] (convex in beta).
 
-    def loss(beta: float) -> float:
-        return metric.score(apply_temperature(probs, 1 / beta, multi_label), truth, None, multi_label)
+    The logs are taken once: single-label loss(beta) = mean(logsumexp(beta log p) - beta log p_true),
+    multi-label mean(log(1 + exp(-+ beta logit p))) (the registry's log loss scores the result)."""
+    p = np.clip(np.asarray(probs, np.float64), EPS, 1 - EPS)
+    t = np.asarray(truth) != 0
+    if multi_label:
+        signed = np.where(t, -1.0, 1.0) * (np.log(p) - np.log1p(-p))
+
+        def loss(beta: float) -> float:
+            return float(np.logaddexp(0, beta * signed).mean())
+    else:
+        z = np.log(p)
+        true = (z * t).sum(axis=1)  # log p of the true class (one-hot rows)
+
+        def loss(beta: float) -> float:
+            scaled = beta * z
+            top = scaled.max(axis=1)
+            return float((top + np.log(np.exp(scaled - top[:, None]).sum(axis=1)) - beta * true).mean())
 
     a, b = 1 / high, 1 / low
     ratio = (np.sqrt(5) - 1) / 2
@@ -182,15 +196,18 @@ def evaluate(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: boo
 TEMPERATURE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)  # tried for single-label ROC AUC (rank-based: no gradient to follow)
 
 
-def tune_classes(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool) -> ClassTuned:
-    """Temperature (or none) and per-class thresholds, each tuned only where it can change ``metric``."""
+def tune_classes(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool, quick: bool = False) -> ClassTuned:
+    """Temperature (or none) and per-class thresholds, each tuned only where it can change ``metric``.
+
+    ``quick``: leave single-label ROC AUC's temperature grid out (five rankings of every class; it moves the
+    AUC little): the greedy steps score blends so, and the chosen blend is then tuned in full."""
     _metric(metric, multi_label)
     temperature = 1.0
     if metric == "log_loss":
         fitted = fit_temperature(probs, truth, multi_label)
         if evaluate(probs, truth, metric, multi_label, fitted, None)[0] < evaluate(probs, truth, metric, multi_label, 1.0, None)[0]:
             temperature = fitted
-    elif temperature_matters(metric, multi_label):
+    elif temperature_matters(metric, multi_label) and not quick:
         values = {t: oriented(metric, evaluate(probs, truth, metric, multi_label, t, None)[0]) for t in TEMPERATURE_GRID}
         temperature = max(values, key=lambda t: (values[t], t == 1.0))
     thresholds = None
@@ -225,8 +242,8 @@ class ClassScorer:
         self.truth = np.asarray(truth)[self.rows]
         self.metric, self.multi_label = metric, multi_label
 
-    def tune(self, counts: Mapping[int, int]) -> ClassTuned:
-        return tune_classes(blend(self.oofs, counts), self.truth, self.metric, self.multi_label)
+    def tune(self, counts: Mapping[int, int], quick: bool = False) -> ClassTuned:
+        return tune_classes(blend(self.oofs, counts), self.truth, self.metric, self.multi_label, quick)
 
     def scores(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[float]:
         out = []
@@ -234,7 +251,7 @@ class ClassScorer:
             trial = dict(counts)
             if candidate is not None:
                 trial[candidate] = trial.get(candidate, 0) + 1
-            out.append(oriented(self.metric, self.tune(trial).score))
+            out.append(oriented(self.metric, self.tune(trial, quick=True).score))
         return out
 
     def held_out(self, counts: Mapping[int, int], tuned: ClassTuned) -> float:

@@ -74,10 +74,5 @@ def test_a_presence_study_gates_the_segmentation_study(tiny_study: Path, tmp_pat
     assert select.main([f"study={seg}", "budget.seconds=3600", "budget.images=100", f"gate={cls}", "nested=false"]) == 0
     manifest = json.loads((seg / "ensemble.json").read_text())
     assert manifest["gate"]["members"][0]["trial_id"] == "g" and manifest["postprocessing"]["gate_source"] == "study:presence"
-    assert manifest["budget"]["gate_seconds"] > 0
-    out = tmp_path / "export"
-    assert export.main([f"study={seg}", f"out={out}"]) == 0
-    data_dir = tiny_study.parent / "data"
-    assert predict.main([f"model={out}", f"images={data_dir / 'test_images'}", f"sample={data_dir / 'sample_submission.csv'}",
-                         f"out={tmp_path / 'sub.csv'}", "workers=1"]) == 0
-    assert np.isfinite(manifest["oof_score"])
+    assert manifest["budget"]["gate_seconds"] > 0 and np.isfinite(manifest["oof_score"])
+    # (export and predict with a gate: tests/ensembling/test_gate.py)
