@@ -103,3 +103,14 @@ def test_a_gate_study_on_another_split_is_one_error(tiny_study: Path, tmp_path: 
     assert select.main([f"study={seg}", f"gate={cls}", "nested=false"]) == 2
     error = one_line_error(capsys)
     assert "folds.csv line 2" in error and "same images and folds" in error
+
+
+def test_a_classification_trial_inside_the_segmentation_study_is_its_gate(tiny_study: Path, tmp_path: Path) -> None:
+    seg = copy_study(tiny_study, tmp_path)
+    presence = np.load(seg / "truth.npy").any(axis=(2, 3)).astype(np.uint8)
+    add_trial(seg, "zc", presence * 0.9 + 0.05, ms=5.0)  # (N, C) float16 OOF beside the masks' trials
+    assert select.main([f"study={seg}", "budget.seconds=3600", "budget.images=100", "nested=false"]) == 0
+    manifest = json.loads((seg / "ensemble.json").read_text())
+    assert manifest["postprocessing"]["gate_source"] == "trial:zc"
+    assert [m["trial_id"] for m in manifest["gate"]["members"]] == ["zc"] and "zc" not in [m["trial_id"] for m in manifest["members"]]
+    assert manifest["budget"]["gate_seconds"] == pytest.approx(0.5)
