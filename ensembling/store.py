@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from trainables.contract import DamagedFile, StudyFolder, TrialFolder, check_weights, open_array, read_json_file
+from trainables.contract import (
+    CLASS_OOF_DTYPE,
+    CLASSIFICATION,
+    DamagedFile,
+    StudyFolder,
+    TrialFolder,
+    check_weights,
+    open_array,
+    read_json_file,
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,14 @@ class TrialRecord:
     def checkpoint(self, fold: int) -> Path:
         return self.folder.weights(fold)
 
+    @property
+    def oof_dtype(self) -> Any:
+        """uint8 masks (N, C, h, w), or float16 labels (N, K) for a classification trial (trainables/contract.py)."""
+        return CLASS_OOF_DTYPE if self.metrics.get("kind") == CLASSIFICATION else np.uint8
+
     def oof(self) -> np.ndarray:
-        """OOF probabilities, uint8 (N, C, h, w), memory-mapped: nothing is read until used."""
-        return open_array(self.folder.oof)
+        """OOF probabilities, uint8 (N, C, h, w) or float16 (N, K) labels, memory-mapped: nothing is read until used."""
+        return open_array(self.folder.oof, dtype=self.oof_dtype)
 
 
 def read_trial(path: Path) -> TrialRecord | None:
@@ -80,7 +94,7 @@ def read_trial(path: Path) -> TrialRecord | None:
 def check_trial(record: TrialRecord, oof_shape: tuple[int, ...] | None = None) -> None:
     """Raise :class:`DamagedFile` or FileNotFoundError naming the first file of the trial that cannot be used:
     the OOF (header, dtype, shape, size), every fold's weights (a safetensors header that fits the file)."""
-    open_array(record.folder.oof, oof_shape)
+    open_array(record.folder.oof, oof_shape, dtype=record.oof_dtype)
     for fold in record.folds:
         check_weights(record.checkpoint(fold))
 
