@@ -140,7 +140,7 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
     trials = result.finished
     print(f"\nStudy {plan.config.study_name}: {len(trials)} finished trial(s) in {study_dir}")
     if trials:
-        print(f"  {'trial':<18} {'oof score':>9} {'ms/img':>8}  config")
+        print(f"  {'trial':<18} {_score_name(plan.config.metric):>9} {'ms/img':>8}  config")
     for trial in sorted(trials, key=lambda t: -t.score)[:5]:
         varied = {k.split(".")[-1]: _short(trial.config.get(k)) for k in plan.search}
         print(f"  {trial.trial_id:<18} {trial.score:>9.4f} {trial.ms_per_image:>8.1f}  {varied}")
@@ -155,6 +155,15 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
         print(f"Next:   python -m ensembling.select study={study_dir}")
     else:
         print(f"No trial finished: the errors are in {error_files(study_dir, result)}")
+
+
+def _score_name(metric: str | None) -> str:
+    """The summary's score column: the OOF metric, negated where lower is better (trials report it so)."""
+    from trainables.class_metrics import get_class_metric, is_class_metric
+
+    if is_class_metric(metric) and not get_class_metric(metric).higher_is_better:
+        return f"-{metric}"
+    return "oof score"
 
 
 def _short(value: Any) -> Any:
