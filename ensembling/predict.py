@@ -96,7 +96,10 @@ def predict(
     began = time.perf_counter()
     manifest = read_manifest(model / ENSEMBLE_JSON)
     if manifest.get("kind") == "classification":  # image labels: the sample's label or probability columns
-        return predict_classes(manifest, model, images, sample, out, batch_size, device, workers)
+        record = predict_classes(manifest, model, images, sample, out, batch_size, device, workers)
+        if bench:
+            print(bench_lines(manifest, record["images"], record["predicting_seconds"], record["seconds"]))
+        return record
     predictor = Predictor(model, device)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
     if predictor.manifest.get("data", {}).get("format") in ("carvana", "folder"):
@@ -139,6 +142,10 @@ def predict(
     write_json(sidecar(out), record)
     filled = sum(1 for rle in rles.values() if rle)
     print(f"Wrote {out}: {len(frame)} rows, {filled} with a mask, {len(shapes)} images in {seconds:.1f} s")
+    if predictor.gate is not None:
+        expected = (manifest.get("gate") or {}).get("segmented_share")
+        print(f"Gate: segmented {predictor.segmented} of {len(shapes)} images, the rest judged clean in every class"
+              + (f" (OOF: {expected:.1%} segmented)" if isinstance(expected, float) else ""))
     if bench:
         print(bench_lines(manifest, len(shapes), predicting, seconds))
     return record

@@ -20,6 +20,8 @@ from ensembling import export, predict, select
 from ensembling.pyfunc import EnsembleModel
 from trainables.contract import StudyFolder
 
+pytestmark = pytest.mark.slow  # three selections with MLflow, an export and four predictions: ~20 s
+
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -64,7 +66,9 @@ def test_export_and_predict_both_layouts(single: Path, tmp_path: Path, capsys: p
     stems = [Path(n).stem for n in names]  # ids without an extension are found with one
     pd.DataFrame({"image": stems, "label": "bar"}).to_csv(tmp_path / "labels.csv", index=False)
     pd.DataFrame({"id": names, **{c: 0.0 for c in reversed(CLASS_NAMES)}}).to_csv(tmp_path / "probs.csv", index=False)
-    assert predict.main([f"model={out}", f"images={images}", f"sample={tmp_path / 'labels.csv'}", f"out={tmp_path / 'a.csv'}", "workers=1"]) == 0
+    capsys.readouterr()
+    assert predict.main([f"model={out}", f"images={images}", f"sample={tmp_path / 'labels.csv'}", f"out={tmp_path / 'a.csv'}", "workers=1", "bench=true"]) == 0
+    assert "(label layout), 5 images" in (printed := capsys.readouterr().out) and "bench: projected" in printed
     labels = pd.read_csv(tmp_path / "a.csv")
     assert labels["image"].tolist() == stems and set(labels["label"]) <= set(CLASS_NAMES)
     # the export's own runner in a fresh interpreter: its code/ copy holds every module the class branch needs

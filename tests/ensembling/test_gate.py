@@ -72,13 +72,14 @@ def test_selection_tunes_the_gate_on_the_classifier_and_counts_its_cost(gated: t
     assert budget["expected_seconds"] >= budget["fixed_seconds"] + budget["gate_seconds"]
 
 
-def test_export_carries_the_classifier_and_predict_skips_clean_images(gated: tuple[Path, Path], tiny_data: Path, tmp_path: Path) -> None:
+def test_export_carries_the_classifier_and_predict_skips_clean_images(gated: tuple[Path, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seg, _ = gated
     out = tmp_path / "export"
     assert export.main([f"study={seg}", f"out={out}"]) == 0
     assert sorted(p.name for p in (out / "members").iterdir() if p.name.startswith("gate-")) == ["gate-00-g"]
     assert predict.main([f"model={out}", f"images={tiny_data / 'test_images'}", f"sample={tiny_data / 'sample_submission.csv'}",
                          f"out={tmp_path / 'sub.csv'}", "workers=1"]) == 0
+    assert "Gate: segmented " in capsys.readouterr().out
     predictor = Predictor(out, "cpu")
     images = [np.full((32, 64, 3), v, np.uint8) for v in (30, 120, 200)]
     per_class = predictor.manifest["postprocessing"]["per_class"]
