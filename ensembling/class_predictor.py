@@ -42,6 +42,7 @@ class ClassPredictor:
         calibration = section.get("calibration") or {}
         self.temperature = float(calibration.get("temperature", 1.0))
         self.thresholds = calibration.get("thresholds")
+        self.class_weights = calibration.get("class_weights")  # single-label macro F1: weights on the argmax
         self.members = [self._load(m) for m in section["members"]]
 
     def _load(self, member: dict[str, Any]) -> ClassMember:
@@ -77,8 +78,8 @@ class ClassPredictor:
         return apply_temperature(total.cpu().numpy(), self.temperature, self.multi_label)
 
     def decisions(self, probs: np.ndarray) -> np.ndarray:
-        """0/1 (N, K): the argmax, or each class's tuned threshold (0.5 without one)."""
-        return decisions(probs, self.multi_label, self.thresholds)
+        """0/1 (N, K): the (weighted) argmax, or each class's tuned threshold (0.5 without one)."""
+        return decisions(probs, self.multi_label, self.thresholds, self.class_weights)
 
 
 def load_class_predictor(folder: str | Path, manifest: dict[str, Any], device: str | None = None) -> ClassPredictor:

@@ -10,8 +10,9 @@ mean of members' probabilities. Two knobs are tuned on a blend, each only where 
   a per-class threshold absorbs a monotone map). Log loss is convex in 1/T: minimised by golden section.
 - **per-class thresholds** (multi-label, accuracy and macro F1): class k is predicted when p_k >= t_k.
   Macro F1 is a sum over classes of a per-class term, so each t_k is the exact optimum over every cut
-  between consecutive distinct OOF values. Single-label decisions are the argmax; log loss and ROC AUC
-  read probabilities, so they have no thresholds.
+  between consecutive distinct OOF values. Single-label decisions are the argmax; for macro F1, of
+  ``p_k w_k`` with per-class weights (coordinate ascent; a rare class gets its share of decisions).
+  Log loss and ROC AUC read probabilities, so they have no thresholds.
 
 Scores come from the metrics registry (``trainables.class_metrics``). Multi-label accuracy is exact match,
 not a sum over classes: its thresholds are found by coordinate ascent, each class's cut the exact optimum
@@ -154,9 +155,52 @@ def best_thresholds(probs: np.ndarray, truth: np.ndarray, metric: str, rounds: i
     return out
 
 
-def decisions(probs: np.ndarray, multi_label: bool, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-    """0/1 (N, K): the argmax one-hot (single-label), or ``p >= threshold`` (0.5 without) multi-label."""
+def weighted(probs: np.ndarray, class_weights: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    """Single-label rows times per-class weights, renormalised: their argmax is the weighted decision."""
     p = np.asarray(probs, np.float64)
+    if class_weights is None:
+        return p
+    p = p * np.asarray(class_weights, np.float64)
+    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+
+
+WEIGHT_GRID = 2.0 ** np.linspace(-2, 2, 17)  # a class's weight on the argmax: 1/4 .. 4
+
+
+def best_class_weights(probs: np.ndarray, truth: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Single-label macro F1: per-class weights on the argmax (argmax of p_k w_k), by coordinate ascent over
+    ``WEIGHT_GRID`` from all ones; a change is kept only when it raises the score (ties keep the weight nearest 1)."""
+    p = np.asarray(probs, np.float64)
+    labels = np.asarray(truth).argmax(axis=1)
+    k = p.shape[1]
+
+    def f1(weights: np.ndarray) -> float:
+        pred = (p * weights).argmax(axis=1)
+        confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+        tp = np.diag(confusion).astype(np.float64)
+        total = confusion.sum(axis=0) + confusion.sum(axis=1)
+        return float(np.where(total == 0, 1.0, 2 * tp / np.maximum(total, 1)).mean())
+
+    weights = np.ones(k)
+    best = f1(weights)
+    for _ in range(rounds):
+        changed = False
+        for c in range(k):
+            for value in sorted(WEIGHT_GRID, key=lambda v: abs(np.log(v))):
+                trial = weights.copy()
+                trial[c] = value
+                score = f1(trial)
+                if score > best + 1e-12:
+                    best, weights, changed = score, trial, True
+        if not changed:
+            break
+    return weights
+
+
+def decisions(probs: np.ndarray, multi_label: bool, thresholds: Sequence[float] | np.ndarray | None = None,
+              class_weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+    """0/1 (N, K): the (weighted) argmax one-hot (single-label), or ``p >= threshold`` (0.5 without) multi-label."""
+    p = np.asarray(probs, np.float64) if multi_label else weighted(probs, class_weights)
     cut = None if thresholds is None else np.asarray(thresholds, np.float64) - 1e-12
     return decide(p, p.shape[1], multi_label, cut).astype(np.uint8)
 
@@ -179,15 +223,20 @@ class ClassTuned:
     thresholds: list[float] | None  # multi-label with a decision metric only
     score: float  # the metric's own value (a loss stays a loss)
     class_scores: list[float] = field(default_factory=list)
+    class_weights: list[float] | None = None  # single-label macro F1: weights on the argmax
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"metric": self.metric, "multi_label": self.multi_label, "temperature": self.temperature, "thresholds": self.thresholds}
+        return {"metric": self.metric, "multi_label": self.multi_label, "temperature": self.temperature, "thresholds": self.thresholds,
+                "class_weights": self.class_weights}
 
 
-def evaluate(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool, temperature: float, thresholds: Any) -> tuple[float, list[float]]:
+def evaluate(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool, temperature: float, thresholds: Any,
+             class_weights: Any = None) -> tuple[float, list[float]]:
     """The registry's metric of a blend with the knobs applied, and its per-class values."""
     scorer = _metric(metric, multi_label)
     p = apply_temperature(probs, temperature, multi_label)
+    if class_weights is not None and not multi_label:
+        p = weighted(p, class_weights)  # only its argmax is read (macro F1)
     cut = None if thresholds is None else np.asarray(thresholds, np.float64) - 1e-12
     value = scorer.score(p, truth, cut, multi_label)
     return value, [float(v) for v in scorer.class_scores(p, truth, cut, multi_label)]
@@ -199,8 +248,9 @@ TEMPERATURE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)  # tried for single-label ROC AUC (
 def tune_classes(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label: bool, quick: bool = False) -> ClassTuned:
     """Temperature (or none) and per-class thresholds, each tuned only where it can change ``metric``.
 
-    ``quick``: leave single-label ROC AUC's temperature grid out (five rankings of every class; it moves the
-    AUC little): the greedy steps score blends so, and the chosen blend is then tuned in full."""
+    ``quick``: leave out single-label ROC AUC's temperature grid (five rankings of every class; it moves the
+    AUC little) and single-label macro F1's class weights (hundreds of argmaxes): the greedy steps score
+    blends so, and the chosen blend is then tuned in full."""
     _metric(metric, multi_label)
     temperature = 1.0
     if metric == "log_loss":
@@ -213,8 +263,13 @@ def tune_classes(probs: np.ndarray, truth: np.ndarray, metric: str, multi_label:
     thresholds = None
     if thresholds_matter(metric, multi_label):
         thresholds = [float(v) for v in best_thresholds(apply_temperature(probs, temperature, multi_label), truth, metric)]
-    value, per_class = evaluate(probs, truth, metric, multi_label, temperature, thresholds)
-    return ClassTuned(metric, multi_label, float(temperature), thresholds, value, per_class)
+    class_weights = None
+    if metric == "macro_f1" and not multi_label and not quick:
+        found = best_class_weights(probs, truth)
+        if not np.allclose(found, 1):
+            class_weights = [float(v) for v in found]
+    value, per_class = evaluate(probs, truth, metric, multi_label, temperature, thresholds, class_weights)
+    return ClassTuned(metric, multi_label, float(temperature), thresholds, value, per_class, class_weights)
 
 
 # --- blends for the greedy selector -------------------------------------------------------------------
@@ -256,4 +311,4 @@ class ClassScorer:
 
     def held_out(self, counts: Mapping[int, int], tuned: ClassTuned) -> float:
         """The blend on this scorer's rows with knobs tuned elsewhere, as the predictor would apply them."""
-        return evaluate(blend(self.oofs, counts), self.truth, self.metric, self.multi_label, tuned.temperature, tuned.thresholds)[0]
+        return evaluate(blend(self.oofs, counts), self.truth, self.metric, self.multi_label, tuned.temperature, tuned.thresholds, tuned.class_weights)[0]

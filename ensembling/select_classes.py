@@ -139,6 +139,8 @@ def knob_notes(task: ClassTask) -> dict[str, str]:
         th = "per class, the exact optimum on OOF"
     elif task.multi_label:
         th = f"none: {task.metric} reads probabilities (0.5 where a label is written)"
+    elif task.metric == "macro_f1":
+        th = "per-class weights on the argmax, tuned on the chosen blend"
     else:
         th = "none: single-label decisions are the argmax"
     return {"temperature": t, "thresholds": th}
@@ -214,6 +216,8 @@ def class_report(manifest: dict[str, Any], outcome: ClassOutcome, budget: Budget
         lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     calibration = manifest["calibration"]
     lines.append(f"Temperature {calibration['temperature']:.3f} ({manifest['knobs']['temperature']}); thresholds: {manifest['knobs']['thresholds']}")
+    if calibration.get("class_weights") is not None:
+        lines.append("  weights on the argmax: " + ", ".join(f"{n} x{w:.2f}" for n, w in zip(manifest["class_names"], calibration["class_weights"], strict=True)))
     if calibration["thresholds"] is not None:
         lines += [f"  {name}: p >= {t:.3f}" + (f"  OOF {s:.4f}" if manifest["class_scores"] else "")
                   for name, t, s in zip(manifest["class_names"], calibration["thresholds"], manifest["class_scores"] or [0.0] * manifest["num_classes"], strict=True)]

@@ -79,6 +79,22 @@ def test_exact_match_thresholds_by_coordinate_ascent() -> None:
     assert tune_classes(p, truth, "accuracy", True).score == pytest.approx(4 / 6)
 
 
+def test_class_weights_give_a_rare_class_its_decisions() -> None:
+    # the rare class 2 is never the argmax (0.4 under 0.5): its F1 is 0. Any weight on it in (1.25, 8) makes
+    # every decision right.
+    truth = onehot([0] * 8 + [1] * 8 + [2] * 4, 3)
+    p = np.array([[0.8, 0.1, 0.1]] * 8 + [[0.1, 0.8, 0.1]] * 8 + [[0.5, 0.1, 0.4]] * 4)
+    f1 = get_class_metric("macro_f1")
+    assert f1.score(p, truth, None, False) < 0.7
+    tuned = tune_classes(p, truth, "macro_f1", False)
+    assert tuned.score == 1.0 and tuned.class_weights is not None
+    assert 1.25 < tuned.class_weights[2] / tuned.class_weights[0] < 8  # class 2 over class 0 on its images, not on theirs
+    assert decisions(p, False, None, tuned.class_weights).argmax(axis=1).tolist() == truth.argmax(axis=1).tolist()
+    # the greedy steps score without them (quick); accuracy never gets them
+    assert tune_classes(p, truth, "macro_f1", False, quick=True).class_weights is None
+    assert tune_classes(p, truth, "accuracy", False).class_weights is None
+
+
 def test_greedy_picks_the_candidate_equal_to_the_truth_first() -> None:
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 60)
