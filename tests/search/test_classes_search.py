@@ -80,3 +80,14 @@ def test_a_classification_search_runs_through_ray_and_mlflow(tmp_path: Path) -> 
     mlflow.set_tracking_uri(search.uri)
     runs = mlflow.search_runs(experiment_names=["neu"], filter_string="tags.kind = 'trial'")
     assert len(runs) == 2 and runs["metrics.accuracy"].notna().all() and runs["metrics.val_log_loss"].notna().all()
+
+
+def test_a_study_begun_before_data_task_existed_still_resumes(tmp_path: Path) -> None:
+    from search.config import resolved
+    from search.resume import check_same_search
+
+    now = resolved(load_plan(["space=quick"]))
+    before = {**now, "data": {k: v for k, v in now["data"].items() if k != "task"}}
+    check_same_search(before, now, tmp_path / "study.yaml")  # no refusal
+    with pytest.raises(ValueError, match=r"searched with data.task='auto', this command gives 'presence'"):
+        check_same_search(before, {**now, "data": {**now["data"], "task": "presence"}}, tmp_path / "study.yaml")

@@ -88,13 +88,14 @@ def draw_tile(image: np.ndarray, masks: np.ndarray | None, title: str, width: in
 def legend(data: SegmentationData, width: int) -> np.ndarray:
     names = list(data.class_names) or [f"class {c + 1}" for c in range(data.num_classes)]
     bar = np.full((28, width, 3), 255, np.uint8)
+    drawn = data.kind == "segmentation" or bool(data.rles or data.mask_files)  # masks drawn: colour swatches
     x = 8
     for c, name in enumerate(names):
-        if data.kind == "segmentation":
+        if drawn:
             cv2.rectangle(bar, (x, 8), (x + 14, 22), colour(c), -1)
             x += 20
-        cv2.putText(bar, name if data.kind == "segmentation" else f"{c}: {name}", (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 12 + 9 * len(name) + (30 if data.kind != "segmentation" else 0)
+        cv2.putText(bar, name if drawn else f"{c}: {name}", (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 12 + 9 * len(name) + (30 if not drawn else 0)
     return bar
 
 
