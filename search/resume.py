@@ -60,7 +60,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_same_search(before: dict[str, Any], now: dict[str, Any], where: Path) -> None:
     """Refuse to resume a study with settings other than the ones it began with, naming the first."""
     old = {**DEFAULTS_ADDED_LATER, **_flat({k: before.get(k) for k in SAME_SEARCH_KEYS})}
-    new = _flat({k: now.get(k) for k in SAME_SEARCH_KEYS})
+    new = {**DEFAULTS_ADDED_LATER, **_flat({k: now.get(k) for k in SAME_SEARCH_KEYS})}
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             name = key.removeprefix("trial.")
