@@ -52,11 +52,14 @@ class Predictor:
         # the classifier gate (ensembling.gate_study): run before the masks; images it judges clean are not segmented
         section = self.manifest.get("gate")
         self.gate = None if section is None else ClassPredictor(self.folder, section, self.device, self.bf16)
-        source = self.manifest["postprocessing"].get("gate_source", GATE_BLEND_MAX)
+        post = self.manifest.get("postprocessing") or {}  # read when masks are post-processed; checked there
+        source = post.get("gate_source", GATE_BLEND_MAX)
         if self.gate is None and source != GATE_BLEND_MAX:
             raise ValueError(f"{self.folder}: the gate was tuned on {source}, but the ensemble carries no classifier; select and export again")
-        steps, values = steps_of(self.manifest["postprocessing"], self.num_classes)
-        self.gates = [v.get("gate", 0.0) if "gate" in steps else 0.0 for v in values]
+        self.gates = [0.0] * self.num_classes
+        if self.gate is not None:
+            steps, values = steps_of(post, self.num_classes)
+            self.gates = [v.get("gate", 0.0) if "gate" in steps else 0.0 for v in values]
         self.segmented = 0  # images segmented so far (the rest were skipped by the gate)
 
     def _load_member(self, member: dict[str, Any]) -> Member:
