@@ -33,6 +33,7 @@ class Budget:
     seconds: float = 3600.0  # a Kaggle kernel's hour
     images: int = 5506  # Severstal's full test set
     device: str | float = DEFAULT_DEVICE
+    labels: bool = False  # a classifier's kernel: decode only, no mask resize, post-processing or RLE
 
     def __post_init__(self) -> None:
         if isinstance(self.device, bool) or not isinstance(self.device, str | int | float):
@@ -52,12 +53,13 @@ class Budget:
 
     def member_seconds(self, ms_per_image: float, cost: dict[str, Any]) -> float:
         """One candidate's share: its forward passes (all folds, TTA) on the target and its resize back."""
-        return (ms_per_image * self.ratio(cost) + RESIZE_BACK_MS) * self.images / 1000
+        return (ms_per_image * self.ratio(cost) + (0.0 if self.labels else RESIZE_BACK_MS)) * self.images / 1000
 
     @property
     def fixed_seconds(self) -> float:
         """What the kernel spends whatever the members: decode, post-processing, RLE."""
-        return sum(OVERHEAD_MS.values()) * self.images / 1000
+        per_image = OVERHEAD_MS["decode"] if self.labels else sum(OVERHEAD_MS.values())
+        return per_image * self.images / 1000
 
     @property
     def for_members(self) -> float:
@@ -65,7 +67,8 @@ class Budget:
 
     def describe(self) -> str:
         device = f"{self.device} ({PRESETS[self.device][1]})" if isinstance(self.device, str) else f"measured times x {self.device}"
-        return f"{self.seconds:.0f} s for {self.images} images on {device}; {self.fixed_seconds:.0f} s of it decode, post-processing and RLE"
+        fixed = "decoding" if self.labels else "decode, post-processing and RLE"
+        return f"{self.seconds:.0f} s for {self.images} images on {device}; {self.fixed_seconds:.0f} s of it {fixed}"
 
 
 def curve(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

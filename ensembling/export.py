@@ -58,6 +58,8 @@ def ensemble_id(manifest: dict[str, Any], models: str) -> str:
         "models": models,
         "folds_hash": manifest.get("folds_hash"),
     }
+    if manifest.get("gate"):  # the classifier gate decides which images are segmented
+        key["gate"] = [(m["trial_id"], m["weight"]) for m in manifest["gate"]["members"]] + [manifest["gate"]["calibration"]["temperature"]]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -112,6 +114,25 @@ def _write_readme(staging: Path, manifest: dict[str, Any]) -> None:
     (staging / EXPORT_README).write_text(text)
 
 
+def _copy_member(study_dir: Path, staging: Path, folder: Path, member: dict[str, Any], models: str) -> None:
+    """A member's weights (checked before and after copying) and config into ``staging/folder``; its checkpoints now point there."""
+    (staging / folder).mkdir(parents=True, exist_ok=True)
+    copied = []
+    for k, source in enumerate(_sources(study_dir, member, models)):
+        try:
+            check_weights(source)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{source}: weights of member {member['trial_id']} are missing") from None
+        except DamagedFile as error:
+            raise ValueError(f"{error}; member {member['trial_id']} cannot be exported (re-run its trial or select again)") from None
+        target = folder / (f"fold{k}.safetensors" if models == "folds" else "refit.safetensors")
+        shutil.copy2(source, staging / target)
+        check_weights(staging / target)  # the copy, too: a full disk truncates silently
+        copied.append(str(target))
+    member["checkpoints"] = copied
+    write_yaml(staging / folder / CONFIG_YAML, member["config"])
+
+
 def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     """Build the export folder and move it into place; returns its manifest."""
     study_dir, out = study_dir.expanduser().resolve(), out.expanduser().resolve()
@@ -127,24 +148,14 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     except OSError as error:
         raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
     try:
-        for i, member in enumerate(manifest["members"]):
-            # numbered: two candidates of one trial (snapshots) never share a folder
-            folder = Path(EXPORT_MEMBERS) / f"{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member['trial_id'])}"
-            (staging / folder).mkdir(parents=True, exist_ok=True)
-            copied = []
-            for k, source in enumerate(_sources(study_dir, member, models)):
-                try:
-                    check_weights(source)
-                except FileNotFoundError:
-                    raise FileNotFoundError(f"{source}: weights of member {member['trial_id']} are missing") from None
-                except DamagedFile as error:
-                    raise ValueError(f"{error}; member {member['trial_id']} cannot be exported (re-run its trial or select again)") from None
-                target = folder / (f"fold{k}.safetensors" if models == "folds" else "refit.safetensors")
-                shutil.copy2(source, staging / target)
-                check_weights(staging / target)  # the copy, too: a full disk truncates silently
-                copied.append(str(target))
-            member["checkpoints"] = copied
-            write_yaml(staging / folder / CONFIG_YAML, member["config"])
+        gate = manifest.get("gate") or {}
+        # the gate's classifiers always go as their fold models (refit covers the segmentation members)
+        groups = [("", manifest["members"], models), ("gate-", gate.get("members", []), "folds")]
+        for prefix, members, kind in groups:
+            for i, member in enumerate(members):
+                # numbered: two candidates of one trial (snapshots) never share a folder
+                folder = Path(EXPORT_MEMBERS) / f"{prefix}{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member['trial_id'])}"
+                _copy_member(study_dir, staging, folder, member, kind)
         write_manifest(staging / ENSEMBLE_JSON, manifest)
         _write_code(staging)
         _write_readme(staging, manifest)

@@ -24,11 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
+from ensembling.manifest import read_manifest
 from ensembling.places import check_file_target
+from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
 from trainables.atomic import write_json
-from trainables.contract import sidecar
+from trainables.contract import ENSEMBLE_JSON, sidecar
 from trainables.data.images import read_rgb
 from trainables.data.predictions import predict_into
 from trainables.data.rle import rle_encode
@@ -92,6 +94,12 @@ def predict(
     check_file_target(out, {"export folder": model})
     check_file_target(sidecar(out), {"export folder": model})
     began = time.perf_counter()
+    manifest = read_manifest(model / ENSEMBLE_JSON)
+    if manifest.get("kind") == "classification":  # image labels: the sample's label or probability columns
+        record = predict_classes(manifest, model, images, sample, out, batch_size, device, workers)
+        if bench:
+            print(bench_lines(manifest, record["images"], record["predicting_seconds"], record["seconds"]))
+        return record
     predictor = Predictor(model, device)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
     if predictor.manifest.get("data", {}).get("format") in ("carvana", "folder"):
@@ -134,6 +142,10 @@ def predict(
     write_json(sidecar(out), record)
     filled = sum(1 for rle in rles.values() if rle)
     print(f"Wrote {out}: {len(frame)} rows, {filled} with a mask, {len(shapes)} images in {seconds:.1f} s")
+    if predictor.gate is not None:
+        expected = (manifest.get("gate") or {}).get("segmented_share")
+        print(f"Gate: segmented {predictor.segmented} of {len(shapes)} images, the rest judged clean in every class"
+              + (f" (OOF: {expected:.1%} segmented)" if isinstance(expected, float) else ""))
     if bench:
         print(bench_lines(manifest, len(shapes), predicting, seconds))
     return record

@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ensembling.class_predictor import ClassPredictor
+from ensembling.classify import skipped
 from ensembling.manifest import read_manifest
 from trainables.config import TrialConfig, from_flat
 from trainables.contract import ENSEMBLE_JSON, check_weights
 from trainables.models import build_model, load_weights
+from trainables.postprocess import GATE_BLEND_MAX
 from trainables.postprocess import apply_postprocessing as apply_steps
+from trainables.postprocess.apply import steps_of
 from trainables.preprocess import resize_image, resize_probs, to_tensor
 from trainables.tta import views
 
@@ -45,6 +49,18 @@ class Predictor:
         self.num_classes = int(self.manifest["num_classes"])
         self.class_ids: list[int] = list(self.manifest["class_ids"])
         self.members = [self._load_member(m) for m in self.manifest["members"]]
+        # the classifier gate (ensembling.gate_study): run before the masks; images it judges clean are not segmented
+        section = self.manifest.get("gate")
+        self.gate = None if section is None else ClassPredictor(self.folder, section, self.device, self.bf16)
+        post = self.manifest.get("postprocessing") or {}  # read when masks are post-processed; checked there
+        source = post.get("gate_source", GATE_BLEND_MAX)
+        if self.gate is None and source != GATE_BLEND_MAX:
+            raise ValueError(f"{self.folder}: the gate was tuned on {source}, but the ensemble carries no classifier; select and export again")
+        self.gates = [0.0] * self.num_classes
+        if self.gate is not None:
+            steps, values = steps_of(post, self.num_classes)
+            self.gates = [v.get("gate", 0.0) if "gate" in steps else 0.0 for v in values]
+        self.segmented = 0  # images segmented so far (the rest were skipped by the gate)
 
     def _load_member(self, member: dict[str, Any]) -> Member:
         config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
@@ -79,11 +95,29 @@ class Predictor:
             total += member.weight * resize_probs(self._member_probs(member, batch), size)
         return total.cpu().numpy()
 
-    def postprocess(self, probs: np.ndarray) -> np.ndarray:
-        """(C, H, W) probabilities of one image to its 0/1 masks, as tuned on OOF."""
-        return apply_steps(probs, self.manifest["postprocessing"])
+    def postprocess(self, probs: np.ndarray, image_probs: np.ndarray | None = None) -> np.ndarray:
+        """(C, H, W) probabilities of one image to its 0/1 masks, as tuned on OOF (``image_probs``: the gate's (C,))."""
+        return apply_steps(probs, self.manifest["postprocessing"], image_probs)
 
     def masks(self, images: list[np.ndarray]) -> Iterator[np.ndarray]:
-        """Post-processed 0/1 masks (C, H, W) per image, at each image's own size."""
-        for probs in self.probabilities(images):
-            yield self.postprocess(probs)
+        """Post-processed 0/1 masks (C, H, W) per image, at each image's own size.
+
+        With a classifier gate, the classifier runs first; an image whose every class is under its gate
+        gets empty masks without a segmentation pass (the gate would wipe each class anyway)."""
+        if self.gate is None:
+            for probs in self.probabilities(images):
+                yield self.postprocess(probs)
+            return
+        image_probs = self.gate.probabilities(images)
+        clean = skipped(image_probs, self.gates)
+        kept = [i for i in range(len(images)) if not clean[i]]
+        self.segmented += len(kept)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i in kept:
+            by_size.setdefault(images[i].shape[:2], []).append(i)
+        masks: dict[int, np.ndarray] = {}
+        for group in by_size.values():
+            for i, probs in zip(group, self.probabilities([images[j] for j in group]), strict=True):
+                masks[i] = self.postprocess(probs, image_probs[i])
+        for i, image in enumerate(images):
+            yield masks[i] if i in masks else np.zeros((self.num_classes, *image.shape[:2]), np.uint8)

@@ -4,7 +4,8 @@
 folder's ``code/``) into the study's experiment, registers it under the user's name and points the
 alias ``champion`` at the new version. Input: float32 RGB images (N, 3, H, W) in 0..255, any H and W
 (the signature leaves both free); output: uint8 0/1 masks (N, C, H, W), the same masks as
-``ensembling.predictor.Predictor``. Loaded with ``mlflow.pyfunc.load_model("models:/NAME@champion")``
+``ensembling.predictor.Predictor``; a classification export gives float32 probabilities (N, K), calibrated
+as selected (``ensembling.class_predictor``). Loaded with ``mlflow.pyfunc.load_model("models:/NAME@champion")``
 or served by ``mlflow models predict -m models:/NAME@champion --env-manager local``.
 """
 
@@ -22,27 +23,42 @@ from mlflow.types.schema import Schema, TensorSpec
 
 ALIAS = "champion"
 # What the model needs where it is served: the kernel's packages, pinned to the versions that exported it.
-REQUIREMENTS = ("torch", "segmentation-models-pytorch", "numpy", "opencv-python-headless", "pandas", "pyyaml", "safetensors", "tqdm")
+REQUIREMENTS = ("torch", "timm", "segmentation-models-pytorch", "numpy", "opencv-python-headless", "pandas", "pyyaml", "safetensors", "tqdm")
 
 
 class EnsembleModel(PythonModel):
     """An export folder behind MLflow's pyfunc interface."""
 
     def load_context(self, context: Any) -> None:
+        from ensembling.manifest import read_manifest
         from ensembling.predictor import Predictor
+        from trainables.contract import ENSEMBLE_JSON
 
-        self.predictor = Predictor(context.artifacts["export"])
+        folder = Path(context.artifacts["export"])
+        manifest = read_manifest(folder / ENSEMBLE_JSON)
+        if manifest.get("kind") == "classification":
+            from ensembling.class_predictor import load_class_predictor
+
+            self.classes = load_class_predictor(folder, manifest)
+        else:
+            self.classes = None
+            self.predictor = Predictor(folder)
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         batch = np.asarray(model_input, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected float32 RGB images (N, 3, H, W), got shape {batch.shape}")
         images = [np.clip(np.rint(image.transpose(1, 2, 0)), 0, 255).astype(np.uint8) for image in batch]
+        if getattr(self, "classes", None) is not None:
+            return self.classes.probabilities(images).astype(np.float32)
         return np.stack(list(self.predictor.masks(images))).astype(np.uint8)
 
 
-def signature(num_classes: int) -> ModelSignature:
-    """Free batch, height and width; 3 colour channels in, one mask per class out."""
+def signature(num_classes: int, labels: bool = False) -> ModelSignature:
+    """Free batch, height and width; 3 colour channels in, one mask per class out (or one probability per class)."""
+    if labels:
+        return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]),
+                              outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes))]))
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]),
         outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, num_classes, -1, -1))]),
@@ -78,7 +94,7 @@ def log_export(study_dir: Path, export_dir: Path, name: str) -> str:
             python_model=EnsembleModel(),
             artifacts={"export": str(export_dir)},
             code_paths=[str(p) for p in sorted(code.iterdir()) if p.is_dir()],
-            signature=signature(int(manifest["num_classes"])),
+            signature=signature(int(manifest["num_classes"]), labels=manifest.get("kind") == "classification"),
             pip_requirements=_pinned(),
             registered_model_name=name,
         )

@@ -21,7 +21,9 @@ from tqdm import tqdm
 
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
-from ensembling.cli import COUNT, FLAG, POSITIVE, Typed, command, parse_args
+from ensembling.classify import skipped
+from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_args
+from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, greedy_select
 from ensembling.manifest import build_manifest, write_manifest
@@ -39,7 +41,6 @@ def usable_trials(study: Study) -> list[TrialRecord]:
     Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
     is left is it an error.
     """
-    # the OOF of a classification trial of the study (a gate) is (N, C): its shape is checked by split_candidates
     scan = scan_trials(study.root)
     for problem in scan.problems:
         print(problem, flush=True)
@@ -63,6 +64,8 @@ class Outcome:
     best_single: int  # the best candidate the budget allows
     nested: Nested | None
     curve: list[tuple[float, float]]
+    gate: GateSource | None = None  # the classifier gate, when one was tuned
+    share: float = 1.0  # the share of images segmented (the rest the gate judges clean in every class)
 
 
 def study_metric(study: Study) -> str:
@@ -115,35 +118,53 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
     return selection, tuned, singles
 
 
-def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, device: str = "auto") -> Outcome:
+def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto") -> Outcome:
     device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.gpu_step), else the CPU
     candidates, classifier_trial = split_candidates(study)
     oofs = [t.oof() for t in candidates]
     truth = study.truth()
     tuner = Tuner(study_metric(study))
-    classifier = None if classifier_trial is None else np.asarray(classifier_trial.oof(), np.float64) / 255
-    gate_source = GATE_BLEND_MAX if classifier_trial is None else f"trial:{classifier_trial.trial_id}"
-    costs = [budget.member_seconds(t.ms_per_image, t.cost) for t in candidates]
+    source = gate_from_study(study, gate) if gate else (None if classifier_trial is None else gate_from_trial(study, classifier_trial))
+    classifier = None if source is None else source.probs
+    gate_source = GATE_BLEND_MAX if source is None else source.name
+    full = [budget.member_seconds(t.ms_per_image, t.cost) for t in candidates]
+    available = budget.for_members - (0.0 if source is None else source.seconds(budget))
+    if source is not None and available <= 0:
+        raise ValueError(f"the gate's classifier alone takes {source.seconds(budget):.0f} s of the {budget.for_members:.0f} s left for models; "
+                         "raise budget.seconds or choose a cheaper gate")
 
     def scorer(rows: np.ndarray | None) -> BlendScorer:
         return BlendScorer(oofs, truth, tuner, classifier, rows, device=device)
 
-    selection, tuned, singles = choose(scorer(None), costs, budget.for_members, config, gate_source)
+    # With a classifier gate, images it judges clean are not segmented: members cost their share of the rest.
+    # Selection first charges every image; if the tuned gate skips some, it runs again charging that share,
+    # and keeps the second result only if its own tuned gate still fits the budget.
+    costs, share = full, 1.0
+    selection, tuned, singles = choose(scorer(None), costs, available, config, gate_source)
+    if source is not None:
+        share = 1 - float(skipped(source.probs, [v.get("gate", 0.0) for v in tuned.values]).mean())
+        if share < 1:
+            scaled = [c * share for c in full]
+            again, again_tuned, again_singles = choose(scorer(None), scaled, available, config, gate_source)
+            again_share = 1 - float(skipped(source.probs, [v.get("gate", 0.0) for v in again_tuned.values]).mean())
+            if sum(full[i] for i in again.counts) * again_share <= available and again_tuned.score >= tuned.score:
+                selection, tuned, singles, share = again, again_tuned, again_singles, again_share
+            costs = [c * share for c in full]
     estimate = None
     if nested:
         folds = study.folds["fold"].to_numpy()
 
         def select_on(rows: np.ndarray) -> tuple[dict[int, int], Tuned, BlendScorer]:
             sub = scorer(rows)
-            chosen, sub_tuned, _ = choose(sub, costs, budget.for_members, config, gate_source, quiet=True)
+            chosen, sub_tuned, _ = choose(sub, costs, available, config, gate_source, quiet=True)
             return chosen.counts, sub_tuned, sub
 
         estimate = nested_estimate(folds, select_on, scorer, tuple(truth.shape[2:]))
     points = [(costs[i], singles[i]) for i in range(len(costs))]
     points += [(sum(costs[i] for i in counts), score) for counts, score in selection.history]
-    affordable = [i for i in range(len(costs)) if costs[i] <= budget.for_members]
+    affordable = [i for i in range(len(costs)) if costs[i] <= available]
     best = max(affordable, key=lambda i: (singles[i], -costs[i]))
-    return Outcome(candidates, selection, tuned, singles, costs, best, estimate, curve(points))
+    return Outcome(candidates, selection, tuned, singles, costs, best, estimate, curve(points), source, share)
 
 
 def greedy_config(args: dict[str, Any]) -> GreedyConfig:
@@ -154,19 +175,29 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     study = open_study(args["study"])
+    from ensembling.select_classes import is_classification, run_classes
+
+    if is_classification(study):  # truth (N, K): image labels, selected by ensembling.select_classes
+        if "gate" in args:
+            raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
+        return run_classes(study, usable_trials(study), args, greedy_config(args))
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
         images=args.get("budget.images", Budget.images),
         device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
-    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), device=args.get("device", "auto"))
+    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), gate=args.get("gate"), device=args.get("device", "auto"))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
-    expected = budget.fixed_seconds + sum(outcome.costs[i] for i in selection.counts)
+    gate_seconds = 0.0 if outcome.gate is None else outcome.gate.seconds(budget)
+    expected = budget.fixed_seconds + gate_seconds + sum(outcome.costs[i] for i in selection.counts)
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
-                     "fixed_seconds": budget.fixed_seconds, "curve": outcome.curve}
+                     "fixed_seconds": budget.fixed_seconds, "curve": outcome.curve,
+                     "gate_seconds": gate_seconds, "segmented_share": outcome.share}
     estimates = {"nested_score": None if outcome.nested is None else outcome.nested.score,
                  "nested_fold_scores": None if outcome.nested is None else outcome.nested.fold_scores}
     manifest = build_manifest(study, trials, selection, tuned, budget_record, trials[best], singles[best], estimates)
+    if outcome.gate is not None:
+        manifest["gate"] = {**outcome.gate.section, "seconds": gate_seconds, "segmented_share": outcome.share}
     write_manifest(study.folder.ensemble_json, manifest)
     print(report(manifest, outcome, budget))
     print(f"Wrote {study.folder.ensemble_json}")
@@ -189,6 +220,10 @@ def report(manifest: dict[str, Any], outcome: Outcome, budget: Budget) -> str:
     for member in manifest["members"]:
         lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     lines.append(describe_postprocessing(manifest))
+    if "gate" in manifest:
+        gate = manifest["gate"]
+        lines.append(f"Gate {gate['source']}: {len(gate['members'])} classifier member(s), {gate['seconds']:.0f} s; "
+                     f"segments {gate['segmented_share']:.1%} of images (the rest judged clean in every class)")
     lines.append(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
     lines.append("Best OOF score within seconds: " + "  ".join(f"{s:.0f}s:{v:.4f}" for s, v in outcome.curve))
     return "\n".join(lines)
@@ -251,11 +286,11 @@ def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  
 def main(argv: list[str]) -> int:
     usage = (
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
-        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [device=auto|cpu|cuda]"
+        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda]"
     )
     optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
                 "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
-                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "device": None}
+                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "gate": TEXT, "device": None}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))

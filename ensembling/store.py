@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from trainables.contract import DamagedFile, StudyFolder, TrialFolder, check_weights, open_array, read_json_file
+from trainables.contract import (
+    CLASS_OOF_DTYPE,
+    CLASSIFICATION,
+    DamagedFile,
+    StudyFolder,
+    TrialFolder,
+    check_weights,
+    open_array,
+    read_json_file,
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,34 @@ class TrialRecord:
     def checkpoint(self, fold: int) -> Path:
         return self.folder.weights(fold)
 
+    @property
+    def oof_dtype(self) -> Any:
+        """uint8 masks (N, C, h, w), or float16 labels (N, K) for a classification trial (trainables/contract.py);
+        None where metrics.json names no kind (either is read)."""
+        kind = self.metrics.get("kind")
+        return CLASS_OOF_DTYPE if kind == CLASSIFICATION else None if kind is None else np.uint8
+
     def oof(self) -> np.ndarray:
-        """OOF probabilities, uint8 (N, C, h, w), memory-mapped: nothing is read until used."""
-        return open_array(self.folder.oof)
+        """OOF probabilities, uint8 (N, C, h, w) or float16 (N, K) labels, memory-mapped: nothing is read until used."""
+        return open_oof(self.folder.oof, dtype=self.oof_dtype)
+
+
+def open_oof(path: Path, shape: tuple[int, ...] | None = None, dtype: Any = None) -> np.ndarray:
+    """A checked OOF array of ``dtype``; None (a trial whose metrics.json names no kind: older or made by hand)
+    takes uint8 (masks, or a classifier's levels), else a classifier's float16."""
+    if dtype is not None:
+        return open_array(path, shape, dtype)
+    try:
+        return open_array(path, shape)
+    except DamagedFile as error:
+        if "C-ordered uint8" not in str(error):
+            raise
+        try:
+            return open_array(path, shape, CLASS_OOF_DTYPE)
+        except DamagedFile as second:
+            if "C-ordered float16" in str(second):
+                raise error from None  # neither dtype: say what masks expect
+            raise
 
 
 def read_trial(path: Path) -> TrialRecord | None:
@@ -80,7 +114,7 @@ def read_trial(path: Path) -> TrialRecord | None:
 def check_trial(record: TrialRecord, oof_shape: tuple[int, ...] | None = None) -> None:
     """Raise :class:`DamagedFile` or FileNotFoundError naming the first file of the trial that cannot be used:
     the OOF (header, dtype, shape, size), every fold's weights (a safetensors header that fits the file)."""
-    open_array(record.folder.oof, oof_shape)
+    open_oof(record.folder.oof, oof_shape, dtype=record.oof_dtype)
     for fold in record.folds:
         check_weights(record.checkpoint(fold))
 

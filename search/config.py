@@ -76,7 +76,9 @@ class SearchConfig:
     seed: int = 0
     folds: int = 5
     oof_scale: float = 0.25
-    metric: str = "dice_pairs"  # dice_pairs (Severstal), dice_image (Carvana), iou_dataset: fixed per study
+    # None: the data's default (dice_pairs for masks; accuracy, or macro_f1 multi-label, for image labels);
+    # dice_pairs (Severstal), dice_image (Carvana), iou_dataset; accuracy, macro_f1, log_loss, roc_auc: fixed per study
+    metric: str | None = None
     time_budget: Any = 0  # seconds, or 90s / 6m / 1.5h: no trial starts that the budget cannot see finish (0: none)
     data: DataConfig = field(default_factory=DataConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -157,7 +159,31 @@ def load_plan(argv: list[str]) -> Plan:
     config.space = str(path)
     _check(config)
     _check_trials(fixed, search, f"{path}: ")
+    _check_family(config, fixed, search, path)
     return Plan(config=config, fixed=fixed, search=search)
+
+
+def _check_family(config: SearchConfig, fixed: dict[str, Any], search: dict[str, dict[str, Any]], path: Path) -> None:
+    """Masks models for mask data, classifiers for image labels: a mismatch fails before any trial runs."""
+    from trainables.data.study import data_kind
+    from trainables.models import MASKS, get_family
+
+    kind, _ = data_kind(config.data)
+    key = "model.family"
+    families = domain_values(search[key]) if key in search else [fixed.get(key, TrialConfig().model.family)]
+    for family in families:
+        masks = get_family(family).output == MASKS
+        if kind == "classification" and masks:
+            raise ValueError(
+                f"{path.name} trains segmentation masks (model.family={family}), but data.format={config.data.format} "
+                f"{'with data.task=presence ' if config.data.task == 'presence' else ''}holds image labels; "
+                "use space=classes_quick, or model.family=timm model.encoder=resnet18"
+            )
+        if kind != "classification" and not masks:
+            raise ValueError(
+                f"model.family={family} trains image labels, but data.format={config.data.format} holds masks; "
+                "add data.task=presence to classify which classes each image has, or use a masks model (model.family=smp)"
+            )
 
 
 def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -187,9 +213,9 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
     from search.stages import check_stage_config
-    from trainables.metrics import get_metric
+    from trainables.data.study import study_metric
 
-    get_metric(config.metric)  # an unknown name lists the registered metrics
+    config.metric = study_metric(config.data, config.metric)  # the data's default, or the named one if it fits the data
     check_stage_config(config)
 
 

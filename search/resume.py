@@ -25,6 +25,10 @@ RAY_TRIAL_PREFIX = "ray-"  # Tune's folder of a trial in the study: ray-<trial_i
 SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_scale", "metric", "data", "scheduler", "trial", "search")
 
 
+# Keys a study.yaml written before they existed lacks: read as their default, so such a study still resumes.
+DEFAULTS_ADDED_LATER = {"data.task": "auto"}
+
+
 def begun(study_dir: Path) -> bool:
     """Whether a search of this study has begun and saved a state to resume from.
 
@@ -55,8 +59,8 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def check_same_search(before: dict[str, Any], now: dict[str, Any], where: Path) -> None:
     """Refuse to resume a study with settings other than the ones it began with, naming the first."""
-    old = _flat({k: before.get(k) for k in SAME_SEARCH_KEYS})
-    new = _flat({k: now.get(k) for k in SAME_SEARCH_KEYS})
+    old = {**DEFAULTS_ADDED_LATER, **_flat({k: before.get(k) for k in SAME_SEARCH_KEYS})}
+    new = {**DEFAULTS_ADDED_LATER, **_flat({k: now.get(k) for k in SAME_SEARCH_KEYS})}
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             name = key.removeprefix("trial.")

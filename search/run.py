@@ -28,7 +28,7 @@ from search.tuner import start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
 from trainables.data.inspect import write_data_picture
-from trainables.data.study import StudyConfig, prepare_study, resolve_root
+from trainables.data.study import StudyConfig, prepare_study, resolve_root, study_record
 from trainables.errors import exit_status
 
 
@@ -56,8 +56,8 @@ def prepare(plan: Plan) -> Path:
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
     study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
-    prepare_study(study_dir, study_config)
-    folder.write_config(resolved(plan))
+    study = prepare_study(study_dir, study_config)
+    folder.write_config({**resolved(plan), **study_record(study)})  # + kind and multi_label (trainables/contract.py)
     return study_dir
 
 
@@ -140,7 +140,7 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
     trials = result.finished
     print(f"\nStudy {plan.config.study_name}: {len(trials)} finished trial(s) in {study_dir}")
     if trials:
-        print(f"  {'trial':<18} {'oof score':>9} {'ms/img':>8}  config")
+        print(f"  {'trial':<18} {_score_name(plan.config.metric):>9} {'ms/img':>8}  config")
     for trial in sorted(trials, key=lambda t: -t.score)[:5]:
         varied = {k.split(".")[-1]: _short(trial.config.get(k)) for k in plan.search}
         print(f"  {trial.trial_id:<18} {trial.score:>9.4f} {trial.ms_per_image:>8.1f}  {varied}")
@@ -155,6 +155,15 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
         print(f"Next:   python -m ensembling.select study={study_dir}")
     else:
         print(f"No trial finished: the errors are in {error_files(study_dir, result)}")
+
+
+def _score_name(metric: str | None) -> str:
+    """The summary's score column: the OOF metric, negated where lower is better (trials report it so)."""
+    from trainables.class_metrics import get_class_metric, is_class_metric
+
+    if is_class_metric(metric) and not get_class_metric(metric).higher_is_better:
+        return f"-{metric}"
+    return "oof score"
 
 
 def _short(value: Any) -> Any:

@@ -68,9 +68,10 @@ def _resources(plan: Plan) -> dict[str, float]:
 
 
 def trial_name(trial: Any) -> str:
-    """What a trial is called in Tune's table and in MLflow: its id, decoder and encoder."""
+    """What a trial is called in Tune's table and in MLflow: its id, decoder and encoder (timm/<model> for a classifier)."""
     config = trial.config
-    arch = config.get("model.arch", ModelConfig.arch)
+    family = config.get("model.family", ModelConfig.family)
+    arch = config.get("model.arch", ModelConfig.arch) if family == "smp" else family  # a classifier: timm/<model>
     encoder = config.get("model.encoder", ModelConfig.encoder)
     return f"{trial.trial_id} {arch}/{encoder}"
 

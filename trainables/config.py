@@ -39,6 +39,11 @@ class TrainConfig:
     scale: float = 0.5  # training image side relative to the data's, rounded to a multiple of 32
     loss: str = "bce_dice"  # a registered loss or a sum such as focal+dice (trainables.losses)
     class_weights: list[float] | None = None  # one weight per class for the loss; None: equal
+    # Classification (model.family=timm): the loss is cross-entropy (softmax) or, multi-label, BCE per class
+    # whatever train.loss says; the targets are smoothed by this much (0.1: 0.9 + 0.1/K on the true class).
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # classification: mixup's Beta(a, a) alpha; 0 = off (both > 0: one or the other per batch)
+    cutmix: float = 0.0  # classification: cutmix's Beta(a, a) alpha; 0 = off
     optimizer: str = "adamw"  # adamw, radam, sgd (Nesterov when momentum > 0)
     momentum: float = 0.9  # sgd only
     schedule: str = "cosine"  # cosine, one_cycle, cyclic, constant (per optimizer step)

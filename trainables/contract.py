@@ -61,6 +61,24 @@ EXPORT_RUNNER = "predict.py"
 EXPORT_README = "README.md"
 SIDECAR_SUFFIX = ".ensemble.json"  # submission.csv.ensemble.json: which ensemble wrote the submission
 
+# --- classification studies (issue 15) -------------------------------------------------------------
+# study.yaml records what a study predicts: STUDY_KIND is "segmentation" (masks) or "classification"
+# (labels); STUDY_MULTI_LABEL is true when an image may have several classes (one sigmoid per class, as
+# the presence study of a segmentation data set, data.task=presence) and false for one class per image
+# (softmax). A study.yaml written before these keys is a segmentation study.
+#
+# A classification study's truth.npy is (N, K) uint8 0/1 (one-hot for single-label, multi-hot for
+# multi-label), rows in folds.csv order; a classification trial's (and snapshot's) oof.npy is (N, K)
+# float16 probabilities in the same order: softmax rows for single-label, independent sigmoids for
+# multi-label. cost.json is as for segmentation (ms per image with the trial's TTA, device, reference_ms).
+# metrics.json's oof_score is the study's metric (trainables/class_metrics.py; log_loss is lower-better:
+# see its ``higher_is_better``), plus "multi_label" and "kind".
+STUDY_KIND = "kind"
+STUDY_MULTI_LABEL = "multi_label"
+SEGMENTATION, CLASSIFICATION = "segmentation", "classification"
+CLASS_TRUTH_DTYPE = np.uint8
+CLASS_OOF_DTYPE = np.float16
+
 
 def sidecar(submission: Path) -> Path:
     """The file beside a submission that names the ensemble that wrote it."""
@@ -149,6 +167,21 @@ class StudyFolder:
     def write_config(self, config: dict[str, Any]) -> None:
         write_yaml(self.study_yaml, config)
 
+    def kind(self) -> str:
+        """``segmentation`` or ``classification``, from study.yaml (older studies: segmentation)."""
+        return str(self.read_config().get(STUDY_KIND) or SEGMENTATION)
+
+    def multi_label(self) -> bool:
+        """Whether a classification study's images may have several classes (from study.yaml)."""
+        return bool(self.read_config().get(STUDY_MULTI_LABEL, False))
+
+    def class_truth(self) -> np.ndarray:
+        """A classification study's truth (N, K) uint8 0/1, memory-mapped and checked."""
+        truth = open_array(self.truth, dtype=CLASS_TRUTH_DTYPE)
+        if truth.ndim != 2:
+            raise DamagedFile(f"{self.truth}: a classification study's truth is (images, classes), got shape {truth.shape}")
+        return truth
+
 
 @dataclass(frozen=True)
 class TrialFolder:
@@ -229,6 +262,10 @@ class TrialFolder:
 
     def read_metrics(self) -> dict[str, Any]:
         return _checked(read_json_file(self.metrics_json), METRICS_KEYS, self.metrics_json, DamagedFile)
+
+    def class_oof(self, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """A classification candidate's OOF probabilities (N, K) float16, memory-mapped and checked."""
+        return open_array(self.oof, shape, dtype=CLASS_OOF_DTYPE)
 
 
 # The keys every reader relies on, with their types; files may hold more (per-epoch scores, snapshots ...).

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from trainables.tta import predict_tta, views
+from trainables.tta import predict_labels_tta, predict_tta, views
 
 
 def device_name(device: torch.device) -> str:
@@ -49,12 +49,16 @@ def reference_ms(device: torch.device) -> float:
 
 @torch.no_grad()
 def measure_cost(
-    model: torch.nn.Module, size: tuple[int, int], tta: str, device: torch.device, batch_size: int = 8, repeats: int = 3
+    model: torch.nn.Module, size: tuple[int, int], tta: str, device: torch.device, batch_size: int = 8, repeats: int = 3, labels: bool = False
 ) -> dict:
-    """Milliseconds per image for one model with its TTA views, at the trial's input size."""
+    """Milliseconds per image for one model with its TTA views, at the trial's input size (``labels``: a
+    classifier, its views averaged as image labels)."""
     model.eval()
     batch = torch.randn(batch_size, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    seconds = _timed(lambda: predict_tta(model, batch, tta), device, repeats)
+    if labels:
+        seconds = _timed(lambda: predict_labels_tta(model, batch, tta, multi_label=False), device, repeats)
+    else:
+        seconds = _timed(lambda: predict_tta(model, batch, tta), device, repeats)
     return {
         "ms_per_image": 1000 * seconds / batch_size,
         "batch_size": batch_size,

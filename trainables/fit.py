@@ -10,6 +10,8 @@ then ``metrics.json`` last and atomically, and only then makes its final report 
 the trial the moment that report lands). Runs as a plain function; Ray is only at ``tune_edge``.
 
     python -m trainables.fit study=studies/quick model.encoder=resnet18 train.epochs=1
+
+A model family that outputs image labels (``model.family=timm``) trains in ``trainables/classify.py``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _check_ranges(cfg: TrialConfig) -> None:
         ("train.val_every", t.val_every, t.val_every >= 1, ">= 1"),
         ("train.num_workers", t.num_workers, t.num_workers >= 0, ">= 0"),
         ("train.threads", t.threads, t.threads >= 0, ">= 0"),
+        ("train.label_smoothing", t.label_smoothing, 0 <= t.label_smoothing < 1, "in [0, 1) (0.1 is usual)"),
+        ("train.mixup", t.mixup, t.mixup >= 0, ">= 0 (a Beta alpha such as 0.2; 0 for none)"),
+        ("train.cutmix", t.cutmix, t.cutmix >= 0, ">= 0 (a Beta alpha such as 1.0; 0 for none)"),
     ]
     for key, value, ok, rule in rules:
         if not ok:
@@ -157,9 +162,16 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one sampled config on the study's folds; returns the final metrics."""
     cfg = parse_config(config)
-    if output_kind(cfg.model) != MASKS:
-        raise ValueError(f"model.family={cfg.model.family} outputs {output_kind(cfg.model)}; this trial trains segmentation masks (family smp)")
     study = open_study(study_dir)
+    if output_kind(cfg.model) == MASKS and study.kind != "segmentation":
+        raise ValueError(
+            f"study {study.root} is {study.kind} (image labels); model.family={cfg.model.family} outputs masks: "
+            "use model.family=timm with a timm classifier (model.encoder=resnet18)"
+        )
+    if output_kind(cfg.model) != MASKS:
+        from trainables.classify import check_class_study
+
+        check_class_study(study)
     check_loss(cfg.train.loss, cfg.train.class_weights, study.data.num_classes)
     trial_id = trial_id or time.strftime("local-%Y%m%d-%H%M%S")
     trial = study.folder.trial(trial_id)
@@ -176,6 +188,10 @@ def run_trial(
     bad = [k for k in folds if not 0 <= k < study.n_folds]
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
+    if output_kind(cfg.model) != MASKS:  # image labels: trainables/classify.py, the same flow for classifiers
+        from trainables.classify import train_labels
+
+        return train_labels(study, cfg, trial, folds, size, device, dtype, report, resume_from)
     cache = study_cache(study, size)  # data layer: decoded once on disk, shared by every trial and fold
     runs = [make_fold_run(study, cfg, k, size, device, cache, dtype) for k in folds]
     try:

@@ -26,8 +26,8 @@ def peak_memory(config: dict[str, Any], classes: int, shape: tuple[int, int], de
     """Peak bytes allocated by two training steps of ``config`` (the second holds the optimizer state)."""
     from trainables.fit import parse_config
     from trainables.loop import autocast, autocast_dtype
-    from trainables.losses import get_loss
-    from trainables.models import build_model
+    from trainables.losses import get_loss, label_loss
+    from trainables.models import MASKS, build_model, output_kind
     from trainables.optim import make_ema, make_optimizer
     from trainables.preprocess import MULTIPLE, scaled_size
 
@@ -41,9 +41,13 @@ def peak_memory(config: dict[str, Any], classes: int, shape: tuple[int, int], de
     model = model.to(memory_format=memory_format)
     optimizer = make_optimizer(cfg.train.optimizer, model, cfg.train.lr, cfg.train.weight_decay, cfg.train.momentum)
     ema = make_ema(model, cfg.train.ema) if cfg.train.ema > 0 else None
-    loss_fn = get_loss(cfg.train.loss)
     images = torch.randn(cfg.train.batch_size, 3, *size, device=device).contiguous(memory_format=memory_format)
-    masks = (torch.rand(cfg.train.batch_size, classes, *size, device=device) > 0.9).float()
+    if output_kind(cfg.model) == MASKS:
+        loss_fn = get_loss(cfg.train.loss)
+        masks = (torch.rand(cfg.train.batch_size, classes, *size, device=device) > 0.9).float()
+    else:  # a classifier: (N, K) soft targets, BCE (the multi-label loss costs what cross-entropy does)
+        loss_fn = label_loss(multi_label=True)
+        masks = (torch.rand(cfg.train.batch_size, classes, device=device) > 0.5).float()
     for _ in range(2):
         with autocast(device, dtype):
             loss = loss_fn(model(images), masks)

@@ -16,7 +16,7 @@ from trainables.data.study import DataConfig, fold_data_options, is_data_option,
 from trainables.errors import exit_status
 
 OWN = {"out": "data.png", "images": 12, "seed": 0, "storage": "studies"}
-SHARED = {"data.format", "data.root", "data.limit", "data.on_error"}
+SHARED = {"data.format", "data.root", "data.limit", "data.on_error", "data.task"}
 
 
 def inspect(argv: list[str]) -> Path:
@@ -24,12 +24,13 @@ def inspect(argv: list[str]) -> Path:
     own = {k: values.pop(k) for k in list(values) if k in OWN}
     bad = [k for k in values if k not in SHARED and not is_data_option(k)]
     if bad:
-        raise ValueError(f"unknown key {bad[0]!r}; valid keys: data, data.root, data.<option>, {', '.join(OWN)}")
+        raise ValueError(f"unknown key {bad[0]!r}; valid keys: data, data.root, data.task, data.<option>, {', '.join(OWN)}")
     flat = fold_data_options({k: (v if k == "data.root" else read_yaml(v)) for k, v in values.items()})
     config = DataConfig(
         format=str(flat.get("data.format", "synthetic")),
         root=flat.get("data.root"),
         on_error=str(flat.get("data.on_error", "stop")),
+        task=str(flat.get("data.task", "auto")),
         options=flat.get("data.options") or {},
     )
     config.root = resolve_root(config, own.get("storage", OWN["storage"]))

@@ -87,7 +87,14 @@ def steps_per_epoch(n_batches: int, accumulate: int) -> int:
 
 
 def make_fold_run(
-    study: Study, cfg: TrialConfig, fold: int, size: tuple[int, int], device: torch.device, cache: dict | DiskCache | None, dtype: torch.dtype | None
+    study: Study,
+    cfg: TrialConfig,
+    fold: int,
+    size: tuple[int, int],
+    device: torch.device,
+    cache: dict | DiskCache | None,
+    dtype: torch.dtype | None,
+    dataset: type = SegmentationDataset,  # ClassificationDataset for image labels: the same signature
 ) -> FoldRun:
     is_val = (study.folds["fold"] == fold).to_numpy()
     ids = np.array(study.image_ids)
@@ -98,8 +105,8 @@ def make_fold_run(
     t = cfg.train
     optimizer = make_optimizer(t.optimizer, model, t.lr, t.weight_decay, t.momentum)
     augment = get_augment(t.augment, seed=epoch_seed(cfg.seed, fold, 0), ops=t.augment_ops)
-    train_set = SegmentationDataset(study.data, ids[~is_val].tolist(), size, augment, cache)
-    val_set = SegmentationDataset(study.data, ids[is_val].tolist(), size, cache=cache)
+    train_set = dataset(study.data, ids[~is_val].tolist(), size, augment, cache)
+    val_set = dataset(study.data, ids[is_val].tolist(), size, cache=cache)
     loader_args = {
         "batch_size": t.batch_size,
         "num_workers": t.num_workers,
@@ -134,8 +141,18 @@ def _to(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch
     return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
 
 
-def train_epoch(run: FoldRun, loss_fn: Callable, device: torch.device, dtype: torch.dtype | None, accumulate: int = 1) -> dict[str, float]:
-    """One pass over the fold's training images; the mean loss, the images trained and the seconds taken."""
+def train_epoch(
+    run: FoldRun,
+    loss_fn: Callable,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    accumulate: int = 1,
+    prepare: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> dict[str, float]:
+    """One pass over the fold's training images; the mean loss, the images trained and the seconds taken.
+
+    ``prepare`` turns each batch's (images, targets) on the device into what the model trains on
+    (classification: smoothed targets, mixup or cutmix)."""
     run.model.train()
     channels_last = device.type == "cuda" and next(run.model.parameters()).is_contiguous(memory_format=torch.channels_last)
     total, count, began = torch.zeros((), device=device), 0, time.perf_counter()
@@ -143,6 +160,8 @@ def train_epoch(run: FoldRun, loss_fn: Callable, device: torch.device, dtype: to
     run.optimizer.zero_grad(set_to_none=True)
     for i, (images, masks) in enumerate(run.train_loader):
         images, masks = _to(images, device, channels_last), masks.to(device, non_blocking=True)
+        if prepare is not None:
+            images, masks = prepare(images, masks)
         with autocast(device, dtype):
             loss = loss_fn(run.forward(images), masks)
         scaled = loss / accumulate

@@ -110,3 +110,33 @@ def get_loss(name: str, class_weights: list[float] | None = None) -> Loss:
 
 def list_losses() -> list[str]:
     return LOSSES.names()
+
+
+# --- image labels (classification) ------------------------------------------------------------------
+
+
+def smooth_targets(targets: torch.Tensor, smoothing: float, multi_label: bool) -> torch.Tensor:
+    """One-hot targets to (1 - s) + s / K on the true class (s / K elsewhere); multi-hot to (1 - s/2) and s/2."""
+    if smoothing <= 0:
+        return targets
+    spread = 0.5 if multi_label else 1.0 / targets.shape[1]
+    return targets * (1 - smoothing) + smoothing * spread
+
+
+def label_loss(multi_label: bool, class_weights: list[float] | None = None) -> Loss:
+    """(logits (N, K), soft targets (N, K)) -> mean loss: cross-entropy over the softmax, or per-class BCE.
+
+    Class weights scale each class's term (cross-entropy: the true class's; BCE: the class's mean)."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device) if class_weights else None
+        if multi_label:
+            per_class = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(0)
+            return (per_class * weights).sum() / weights.sum() if weights is not None else per_class.mean()
+        terms = -target * F.log_softmax(logits, dim=1)
+        if weights is not None:
+            terms = terms * weights
+        return terms.sum(1).mean()
+
+    return loss

@@ -56,3 +56,22 @@ def predict_tta(
             probs = torch.sigmoid(inverse(model(forward(batch))))
         total = probs if total is None else total + probs
     return total / len(policy)
+
+
+@torch.no_grad()
+def predict_labels_tta(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    batch: torch.Tensor,
+    name: str,
+    multi_label: bool,
+    plain_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Image labels (N, K): mean softmax (single-label) or mean sigmoid (multi-label) over the policy's
+    views; a flipped image has the same labels, so no view is inverted on the way back."""
+    total = None
+    policy = views(name)
+    for forward, _ in policy:
+        logits = plain_logits if plain_logits is not None and forward is identity else model(forward(batch))
+        probs = torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), dim=1)
+        total = probs if total is None else total + probs
+    return total / len(policy)

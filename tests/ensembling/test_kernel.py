@@ -95,3 +95,29 @@ def test_export_writes_a_valid_submission_in_an_offline_kernel(tiny_study: Path,
     written = pd.read_csv(working / "submission.csv", keep_default_na=False)
     assert list(written.columns) == list(sample.columns) and len(written) == len(sample)
     assert json.loads((working / "submission.csv.ensemble.json").read_text())["ensemble_id"]
+
+
+def test_a_classification_export_runs_in_the_offline_kernel(tmp_path: Path) -> None:
+    import numpy as np
+    from class_studies import CLASS_NAMES, add_trial, make_class_study, write_images
+
+    from ensembling import select
+
+    study = make_class_study(tmp_path / "cls", n=12, metric="accuracy")
+    truth = np.load(study / "truth.npy")
+    add_trial(study, "t0", truth * 0.8 + 0.1)
+    assert select.main([f"study={study}", "budget.seconds=3600", "budget.images=100", "nested=false"]) == 0
+    dataset = tmp_path / "input" / "classes"
+    assert export.main([f"study={study}", f"out={dataset}"]) == 0
+    images = tmp_path / "test"
+    names = write_images(images, 4, seed=50)
+    pd.DataFrame({"id": names, "label": ""}).to_csv(tmp_path / "sample.csv", index=False)
+    python = _kernel_venv(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    working = tmp_path / "working"
+    working.mkdir()
+    command = [str(python), str(dataset / "predict.py"), f"images={images}", f"sample={tmp_path / 'sample.csv'}", f"out={working / 'submission.csv'}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=working, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = pd.read_csv(working / "submission.csv")
+    assert written["id"].tolist() == names and set(written["label"]) <= set(CLASS_NAMES)

@@ -190,7 +190,8 @@ def test_cyclic_cycles_must_divide_the_epochs() -> None:
 
 
 def test_a_labels_family_is_refused_by_the_mask_trial(study_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"model\.family=timm outputs labels"):
+    # a classifier trains on a classification study; on masks the error names the presence study
+    with pytest.raises(ValueError, match=r"model\.family=timm trains image labels, but study .* holds masks.*data\.task=presence"):
         run_trial({**TINY, "model.family": "timm", "model.encoder": "resnet18"}, study_dir, trial_id="timm")
 
 

@@ -57,14 +57,16 @@ class DiskCache:
     Pickles as its paths (a DataLoader worker opens the maps itself instead of receiving a copy).
     """
 
-    def __init__(self, folder: Path, data: SegmentationData, ids: list[str], size: tuple[int, int]) -> None:
+    def __init__(self, folder: Path, data: SegmentationData, ids: list[str], size: tuple[int, int], masks: bool = True) -> None:
         self.ids = list(ids)
         self.index = {image_id: i for i, image_id in enumerate(self.ids)}
         key = cache_key(data, self.ids, size)
         stem = f"{size[0]}x{size[1]}-{key}"
         self.images_path = Path(folder) / f"{stem}-images.npy"
-        self.masks_path = Path(folder) / f"{stem}-masks.npy"
-        self.shapes = ((len(ids), *size, 3), (len(ids), data.num_classes, *size))
+        # masks=False (classification trials): images only; the masks file then holds one empty plane each
+        self.masks_path = Path(folder) / (f"{stem}-masks.npy" if masks else f"{stem}-nomasks.npy")
+        self.with_masks = masks
+        self.shapes = ((len(ids), *size, 3), (len(ids), data.num_classes if masks else 1, *(size if masks else (1, 1))))
         if not self._valid():
             with _locked(Path(folder) / f"{stem}.lock"):
                 if not self._valid():  # another trial may have built it while we waited
@@ -88,7 +90,8 @@ class DiskCache:
             for i, image_id in enumerate(tqdm(self.ids, desc=f"caching images at {size[1]}x{size[0]}", unit="img", disable=None)):
                 image = data.read_image(image_id)
                 images[i] = resize_image(image, size)
-                masks[i] = resize_masks(data.masks(image_id, image.shape[:2]), size)
+                if self.with_masks:
+                    masks[i] = resize_masks(data.masks(image_id, image.shape[:2]), size)
             images.flush()
             masks.flush()
             del images, masks

@@ -79,3 +79,46 @@ class SegmentationDataset(Dataset):
             out = self.augment(image=image, mask=masks.transpose(1, 2, 0))
             image, masks = out["image"], out["mask"].transpose(2, 0, 1)
         return to_tensor(image[None])[0], torch.from_numpy(np.ascontiguousarray(masks)).float()
+
+
+class ClassificationDataset(Dataset):
+    """(image tensor (3, h, w), labels (K,) float 0/1) pairs; the same signature as SegmentationDataset.
+
+    Images come from the study's disk cache (built images-only, ``DiskCache(masks=False)``) or are
+    decoded and resized here; labels are the data's one-hot or multi-hot rows."""
+
+    def __init__(
+        self,
+        data: SegmentationData,
+        image_ids: list[str],
+        size: tuple[int, int],
+        augment: A.Compose | None = None,
+        cache: dict[str, np.ndarray] | DiskCache | None = None,
+    ) -> None:
+        self.data = data
+        self.image_ids = list(image_ids)
+        self.size = size
+        self.augment = augment
+        self._cache = cache
+        row = {image_id: i for i, image_id in enumerate(data.image_ids)}
+        self.labels = data.labels()[[row[i] for i in self.image_ids]].astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def load(self, index: int) -> np.ndarray:
+        image_id = self.image_ids[index]
+        if isinstance(self._cache, DiskCache):
+            return self._cache.get(image_id)[0]
+        if self._cache is not None and image_id in self._cache:
+            return self._cache[image_id]
+        image = resize_image(self.data.read_image(image_id), self.size)
+        if self._cache is not None:
+            self._cache[image_id] = image
+        return image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.load(index)
+        if self.augment is not None:
+            image = self.augment(image=image)["image"]
+        return to_tensor(image[None])[0], torch.from_numpy(self.labels[index])

@@ -62,13 +62,16 @@ class SegmentationData:
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # id -> (h, w) if known
     presence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # id -> (C,) 0/1, if read
     sources: dict[str, str] = field(default_factory=dict, repr=False)  # id -> "labels.csv:LINE" naming it first
+    # Multi-label classification: ``presence`` holds every image's (C,) 0/1 classes (a ``classes`` CSV with
+    # several labels per image, or a segmentation set read as which classes each image has, data.task=presence).
+    multi_label: bool = False
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     @property
     def kind(self) -> str:
-        return "classification" if self.labels_by_id else "segmentation"
+        return "classification" if self.labels_by_id or self.multi_label else "segmentation"
 
     def image_path(self, image_id: str) -> Path:
         return self.image_files.get(image_id) or self.image_dir / image_id
@@ -107,6 +110,10 @@ class SegmentationData:
         """Presence of each class per image, (N, C) 0/1, for stratified folds."""
         index = {image_id: i for i, image_id in enumerate(self.image_ids)}
         out = np.zeros((len(self.image_ids), self.num_classes), np.int64)
+        if self.multi_label and not self.rles and not self.mask_files:  # a multi-label classes CSV
+            for image_id in self.image_ids:
+                out[index[image_id]] = self.presence[image_id]
+            return out
         if self.labels_by_id:
             for image_id, c in self.labels_by_id.items():
                 out[index[image_id], c] = 1

@@ -88,13 +88,14 @@ def draw_tile(image: np.ndarray, masks: np.ndarray | None, title: str, width: in
 def legend(data: SegmentationData, width: int) -> np.ndarray:
     names = list(data.class_names) or [f"class {c + 1}" for c in range(data.num_classes)]
     bar = np.full((28, width, 3), 255, np.uint8)
+    drawn = data.kind == "segmentation" or bool(data.rles or data.mask_files)  # masks drawn: colour swatches
     x = 8
     for c, name in enumerate(names):
-        if data.kind == "segmentation":
+        if drawn:
             cv2.rectangle(bar, (x, 8), (x + 14, 22), colour(c), -1)
             x += 20
-        cv2.putText(bar, name if data.kind == "segmentation" else f"{c}: {name}", (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 12 + 9 * len(name) + (30 if data.kind != "segmentation" else 0)
+        cv2.putText(bar, name if drawn else f"{c}: {name}", (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 12 + 9 * len(name) + (30 if not drawn else 0)
     return bar
 
 
@@ -119,11 +120,15 @@ def data_picture(data: SegmentationData, n: int = 12, seed: int = 0, ids: list[s
     columns = 2 if first[1] >= 2 * first[0] else 4
     width = TILE_WIDTH if columns == 2 else TILE_WIDTH // 2
     tiles = []
+    has_masks = bool(data.rles or data.mask_files)
+    labels = data.labels() if data.kind == "classification" else None
+    row = {image_id: i for i, image_id in enumerate(data.image_ids)}
     for image_id in ids:
         image = data.read_image(image_id)
-        if data.kind == "classification":
-            title = f"{image_id}  [{data.class_names[data.labels_by_id[image_id]]}]"
-            tiles.append(draw_tile(image, None, title, width))
+        if labels is not None:  # one class, or several (multi-label; a presence study still draws its masks)
+            names = [data.class_names[c] for c in np.flatnonzero(labels[row[image_id]])] or ["none"]
+            masks = data.masks(image_id, image.shape[:2]) if has_masks else None
+            tiles.append(draw_tile(image, masks, f"{image_id}  [{' '.join(names)}]", width))
         else:
             tiles.append(draw_tile(image, data.masks(image_id, image.shape[:2]), image_id, width))
     tile_h = max(t.shape[0] for t in tiles)

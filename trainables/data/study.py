@@ -18,7 +18,7 @@ import yaml
 from tqdm import tqdm
 
 from trainables.atomic import atomic_path, write_with
-from trainables.contract import StudyFolder, open_array
+from trainables.contract import CLASSIFICATION, STUDY_KIND, STUDY_MULTI_LABEL, StudyFolder, open_array
 from trainables.data.folds import folds_hash, make_folds, read_folds, write_folds
 from trainables.data.formats import DataFormat, SegmentationData, get_format
 from trainables.data.images import verify_image
@@ -38,6 +38,9 @@ class DataConfig:
     root: str | None = None  # None: the format's default folder (only synthetic has one)
     limit: int = 0  # use a random subset of this many training images (0 = all), for fast screening
     on_error: str = "stop"  # "skip": leave bad rows out, list them in the study's report file
+    # "auto": what the format holds (masks, or labels); "presence": a segmentation set read as multi-label
+    # classification, label k = the image has any pixel of class k (same images and folds as its masks' study)
+    task: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
 
     def __init__(
@@ -46,14 +49,16 @@ class DataConfig:
         root: str | None = None,
         limit: int = 0,
         on_error: str = "stop",
+        task: str = "auto",
         options: dict[str, Any] | None = None,
         **more: Any,
     ) -> None:
-        self.format, self.root, self.limit, self.on_error = format, root, limit, on_error
+        self.format, self.root, self.limit, self.on_error, self.task = format, root, limit, on_error, task
         self.options = {**(options or {}), **more}
 
 
 SHARED_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
+TASKS = ("auto", "presence")
 
 
 def fold_data_options(flat: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +81,10 @@ def data_format(config: DataConfig) -> tuple[DataFormat, Any]:
     fmt = get_format(config.format)
     if config.on_error not in ON_ERROR:
         raise ValueError(f"data.on_error must be one of {', '.join(ON_ERROR)}, got {config.on_error!r}")
+    if config.task not in TASKS:
+        raise ValueError(f"data.task must be one of {', '.join(TASKS)}, got {config.task!r}")
+    if config.task == "presence" and fmt.kind != "segmentation":
+        raise ValueError(f"data.task=presence reads a segmentation set's masks as labels; data.format={fmt.name} has labels already (leave data.task out)")
     return fmt, fmt.parse_options(config.options)
 
 
@@ -84,6 +93,42 @@ def check_data_config(config: DataConfig) -> None:
     fmt, options = data_format(config)
     if config.root is None and fmt.default_root(Path("."), options) is None:
         raise ValueError(f"data.format={config.format} reads a folder: name it with data.root=PATH")
+
+
+def data_kind(config: DataConfig) -> tuple[str, bool]:
+    """(``segmentation`` or ``classification``, multi-label) of a data config, read from its format and
+    options without opening a file."""
+    fmt, options = data_format(config)
+    if config.task == "presence":
+        return CLASSIFICATION, True
+    return fmt.kind, bool(getattr(options, "multi_label", False))
+
+
+def study_metric(config: DataConfig, metric: str | None) -> str:
+    """The metric a study of this data is scored by: the one named, checked against the data's kind, or
+    the kind's default (dice_pairs for masks; accuracy single-label, macro_f1 multi-label)."""
+    from trainables.class_metrics import CLASS_METRICS, default_metric, is_class_metric
+    from trainables.metrics import DEFAULT_METRIC, get_metric, list_metrics
+
+    kind, multi = data_kind(config)
+    if kind == CLASSIFICATION:
+        if metric is None:
+            return default_metric(multi)
+        if not is_class_metric(metric):
+            raise ValueError(
+                f"metric={metric}: data.format={config.format} holds image labels; use one of {', '.join(CLASS_METRICS.names())}"
+                + ("" if metric in list_metrics() else f" (masks: {', '.join(list_metrics())})")
+            )
+        return metric
+    if metric is None:
+        return DEFAULT_METRIC
+    if is_class_metric(metric):
+        raise ValueError(
+            f"metric={metric} scores image labels, but data.format={config.format} holds masks; use one of "
+            f"{', '.join(list_metrics())}, or data.task=presence to classify which classes each image has"
+        )
+    get_metric(metric)  # an unknown name lists the registered metrics
+    return metric
 
 
 def resolve_root(config: DataConfig, storage: str | Path) -> str:
@@ -135,16 +180,49 @@ class Study:
     def folder(self) -> StudyFolder:
         return StudyFolder(self.root)
 
+    @property
+    def kind(self) -> str:
+        """``segmentation`` (masks) or ``classification`` (labels, one per image or several)."""
+        return self.data.kind
+
+    @property
+    def multi_label(self) -> bool:
+        return self.data.multi_label
+
+    @property
+    def truth_shape(self) -> tuple[int, ...]:
+        """(N, C, h, w) masks at the OOF scale, or (N, K) labels for a classification study."""
+        if self.kind == CLASSIFICATION:
+            return (len(self.image_ids), self.data.num_classes)
+        return (len(self.image_ids), self.data.num_classes, *self.oof_size)
+
     def truth(self) -> np.ndarray:
-        """The OOF truth (N, C, h, w) uint8 0/1, memory-mapped."""
+        """The OOF truth, uint8 0/1 memory-mapped: (N, C, h, w) masks, or (N, K) labels (classification)."""
         return open_array(self.folder.truth)
+
+
+def study_record(study: Study) -> dict[str, Any]:
+    """What study.yaml records about the study's kind beside its settings (trainables/contract.py)."""
+    return {STUDY_KIND: study.kind, STUDY_MULTI_LABEL: study.multi_label}
 
 
 def load_data(config: DataConfig, problems: Problems | None = None) -> SegmentationData:
     fmt, options = data_format(config)
     if config.root is None:
         raise ValueError(f"data.root must name the data folder for data.format={config.format}")
-    return fmt.read(Path(config.root), options, problems if problems is not None else Problems(config.on_error))
+    data = fmt.read(Path(config.root), options, problems if problems is not None else Problems(config.on_error))
+    return as_presence(data) if config.task == "presence" else data
+
+
+def as_presence(data: SegmentationData) -> SegmentationData:
+    """A segmentation set as multi-label classification: label k = the image has any pixel of class k.
+
+    The masks stay (pictures draw them) and ``labels()`` is the same presence the masks' study stratifies
+    on, so a presence study with the same data, seed and folds splits exactly as the masks' study does."""
+    labels = data.labels()
+    presence = {image_id: labels[i] for i, image_id in enumerate(data.image_ids)}
+    names = data.class_names or tuple(str(c + 1) for c in range(data.num_classes))
+    return dataclasses.replace(data, multi_label=True, presence=presence, class_names=names)
 
 
 def _subset(data: SegmentationData, limit: int, seed: int) -> list[str]:
@@ -177,7 +255,8 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
         ids = _subset(data, config.data.limit, config.seed)
         index = {image_id: i for i, image_id in enumerate(data.image_ids)}
         labels = data.labels()[[index[i] for i in ids]]
-        folds = make_folds(ids, labels, config.folds, config.seed, single_label=data.kind == "classification")
+        single_label = data.kind == CLASSIFICATION and not data.multi_label
+        folds = make_folds(ids, labels, config.folds, config.seed, single_label=single_label)
         write_folds(folds_path, folds)
     study = Study(root=root, config=config, data=data, folds=folds)
     if StudyFolder(root).truth.exists():
@@ -190,7 +269,7 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
 def _check_truth(study: Study) -> None:
     """An existing study keeps its OOF scale: trials already written could not be blended otherwise."""
     have = study.truth().shape
-    want = (len(study.image_ids), study.data.num_classes, *study.oof_size)
+    want = study.truth_shape
     if tuple(have) != want:
         raise ValueError(
             f"{study.folder.truth}: this study stores OOF as {have}, not {want}; oof_scale and "
@@ -200,13 +279,11 @@ def _check_truth(study: Study) -> None:
 
 def _write_truth(study: Study) -> None:
     size = study.oof_size
-    shape = (len(study.image_ids), study.data.num_classes, *size)
     with atomic_path(study.folder.truth) as tmp:
-        truth = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        if study.data.kind == "classification":  # no masks: each image's label, one-hot, at every pixel
+        truth = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=study.truth_shape)
+        if study.kind == CLASSIFICATION:  # (N, K): one-hot (single-label) or multi-hot, in folds.csv order
             index = {image_id: i for i, image_id in enumerate(study.data.image_ids)}
-            labels = study.data.labels()[[index[i] for i in study.image_ids]]
-            truth[:] = labels[:, :, None, None].astype(np.uint8)
+            truth[:] = study.data.labels()[[index[i] for i in study.image_ids]].astype(np.uint8)
         else:
             for i, image_id in enumerate(study.image_ids):
                 truth[i] = resize_masks(study.data.masks(image_id), size)

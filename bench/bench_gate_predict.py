@@ -1,0 +1,108 @@
+"""What the classifier gate saves in the predictor: masks per image without a gate, with a gate that
+skips no image (the classifier's overhead), and with a gate that skips every image (the classifier alone),
+at Severstal's size (256x1600, segmentation members at 128x800, the classifier at 128x800).
+
+    python bench/bench_gate_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8] [--classifier resnet18]
+
+No Ray, no study, no network: a synthetic export (Unet/resnet34 members as ``bench_predict.py``, plus a
+timm classifier with random weights whose output bias is set so that every image is, or is not, under
+its gate). With a share s of the images segmented, the time per image is about
+``classifier + s x segmentation``: the table gives both parts, and the break-even share. Prints a table
+and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_predict import make_export, timed
+
+from ensembling.predictor import Predictor
+from trainables.config import TrialConfig, from_flat, to_flat
+from trainables.models import build_model, save_weights
+
+
+def add_gate(folder: Path, classifier: str, folds: int, classes: int = 4) -> None:
+    """A gate section (one timm member, ``folds`` models) and gate values in the manifest's post-processing."""
+    flat = to_flat(from_flat(TrialConfig, {"model.family": "timm", "model.encoder": classifier, "tta": "hflip", "train.scale": 0.5}))
+    checkpoints = []
+    for k in range(folds):
+        torch.manual_seed(1000 + k)
+        path = folder / "members" / f"gate{k}.safetensors"
+        save_weights(build_model(from_flat(TrialConfig, flat).model, classes, load_weights=False), path)
+        checkpoints.append(str(path.relative_to(folder)))
+    manifest = json.loads((folder / "ensemble.json").read_text())
+    manifest["format_version"] = 2
+    manifest["postprocessing"] = {"steps": ["threshold", "min_component", "min_area", "gate"], "gate_source": "study:bench",
+                                  "per_class": [{"threshold": 0.5, "min_component": 0.0, "min_area": 0.001, "gate": 0.5}] * classes}
+    manifest["gate"] = {"multi_label": True, "num_classes": classes, "calibration": {"temperature": 1.0, "thresholds": None},
+                        "members": [{"trial_id": "gate", "weight": 1.0, "config": flat, "tta": "hflip", "input_size": [128, 800], "checkpoints": checkpoints}]}
+    (folder / "ensemble.json").write_text(json.dumps(manifest))
+
+
+def set_bias(predictor: Predictor, value: float) -> None:
+    """Every gate model says p = sigmoid(value) for every class of every image."""
+    with torch.no_grad():
+        for member in predictor.gate.members:
+            for model in member.models:
+                head = model.get_classifier()
+                head.weight.zero_()
+                head.bias.fill_(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--classifier", default="resnet18")
+    parser.add_argument("--size", type=int, nargs=2, default=[256, 1600])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (*args.size, 3), dtype=np.uint8) for _ in range(args.images)]
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, gated = Path(tmp) / "plain", Path(tmp) / "gated"
+        for folder in (plain, gated):
+            make_export(folder, args.members, args.folds)
+        add_gate(gated, args.classifier, args.folds)
+        predictor = Predictor(plain, str(device))
+        rows["no gate"] = timed(lambda batch: list(predictor.masks(batch)), images, args.batch, device)
+        predictor = Predictor(gated, str(device))
+        set_bias(predictor, 10.0)  # p ~ 1 > 0.5: nothing skipped
+        rows["gate, none skipped"] = timed(lambda batch: list(predictor.masks(batch)), images, args.batch, device)
+        set_bias(predictor, -10.0)  # p ~ 0 < 0.5 for every class: every image skipped
+        predictor.segmented = 0
+        rows["gate, all skipped"] = timed(lambda batch: list(predictor.masks(batch)), images, args.batch, device)
+        assert predictor.segmented == 0
+    segmentation = rows["gate, none skipped"] - rows["gate, all skipped"]
+    # with a share s segmented: classifier + s x segmentation < no gate  <=>  s < (no gate - classifier) / segmentation
+    break_even = (rows["no gate"] - rows["gate, all skipped"]) / segmentation if segmentation > 0 else float("nan")
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
+          f"{args.images} images {args.size[0]}x{args.size[1]}, {args.members} members x {args.folds} folds, classifier {args.classifier} x {args.folds}")
+    for name, ms in rows.items():
+        print(f"  {name:<20} {ms:8.1f} ms/image")
+    print(f"  classifier ~{rows['gate, all skipped']:.1f} ms/image, segmentation ~{segmentation:.1f} ms/image; "
+          f"the gate saves time when it sends fewer than {break_even:.0%} of the images to segmentation")
+    record = {"device": str(device), "images": args.images, "size": args.size, "members": args.members, "folds": args.folds,
+              "classifier": args.classifier, "ms_per_image": rows, "segmentation_ms": segmentation, "break_even_segmented_share": break_even,
+              "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+    Path(args.out).write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The offline predictor of a class ensemble: image probabilities from timm members, folds and TTA.
+
+Each member sees the image at its own training size; every TTA view of a batch goes through a model in
+one forward pass (bf16 autocast on a GPU); softmax (single-label) or sigmoid (multi-label) probabilities
+are averaged over views and fold models, blended by the members' weights, then the tuned temperature is
+applied (``ensembling.classify``), and decisions use the tuned per-class thresholds (or the argmax).
+The same class serves a segmentation ensemble's gate (its ``gate`` section). Needs torch, timm, numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ensembling.classify import apply_temperature, decisions
+from trainables.config import TrialConfig, from_flat
+from trainables.contract import check_weights
+from trainables.models import build_model, load_weights
+from trainables.preprocess import resize_image, to_tensor
+from trainables.tta import views
+
+
+@dataclass
+class ClassMember:
+    weight: float
+    tta: str
+    input_size: tuple[int, int]
+    models: list[torch.nn.Module]
+
+
+class ClassPredictor:
+    """Load a class ensemble (a classification manifest, or a segmentation manifest's ``gate``) once."""
+
+    def __init__(self, folder: str | Path, section: dict[str, Any], device: torch.device, bf16: bool = False) -> None:
+        self.folder, self.section, self.device, self.bf16 = Path(folder), section, device, bf16
+        self.multi_label = bool(section["multi_label"])
+        self.num_classes = int(section["num_classes"])
+        calibration = section.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.thresholds = calibration.get("thresholds")
+        self.class_weights = calibration.get("class_weights")  # single-label macro F1: weights on the argmax
+        self.members = [self._load(m) for m in section["members"]]
+
+    def _load(self, member: dict[str, Any]) -> ClassMember:
+        config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
+        models = []
+        for checkpoint in member["checkpoints"]:
+            check_weights(self.folder / checkpoint)  # DamagedFile: one line naming the file
+            model = build_model(config.model, self.num_classes, load_weights=False)
+            models.append(load_weights(model, self.folder / checkpoint).to(self.device).eval())
+        return ClassMember(float(member["weight"]), member["tta"], tuple(member["input_size"]), models)
+
+    @torch.no_grad()
+    def _member_probs(self, member: ClassMember, batch: torch.Tensor) -> torch.Tensor:
+        """Mean probability (N, K) over the member's models and TTA views; all views in one pass."""
+        policy = views(member.tta)
+        stacked = torch.cat([forward(batch) for forward, _ in policy])
+        total = None
+        for model in member.models:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = model(stacked).float()
+            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+            probs = probs.reshape(len(policy), len(batch), -1).sum(dim=0)  # a label needs no inverse view
+            total = probs if total is None else total + probs
+        return total / (len(policy) * len(member.models))
+
+    @torch.no_grad()
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """Blended, calibrated probabilities (N, K) for RGB uint8 images (H, W, 3) of any sizes."""
+        total = torch.zeros((len(images), self.num_classes), device=self.device)
+        for member in self.members:
+            batch = to_tensor(np.stack([resize_image(image, member.input_size) for image in images])).to(self.device)
+            total += member.weight * self._member_probs(member, batch)
+        return apply_temperature(total.cpu().numpy(), self.temperature, self.multi_label)
+
+    def decisions(self, probs: np.ndarray) -> np.ndarray:
+        """0/1 (N, K): the (weighted) argmax, or each class's tuned threshold (0.5 without one)."""
+        return decisions(probs, self.multi_label, self.thresholds, self.class_weights)
+
+
+def load_class_predictor(folder: str | Path, manifest: dict[str, Any], device: str | None = None) -> ClassPredictor:
+    """The predictor of a classification export (``kind: classification``)."""
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    bf16 = chosen.type == "cuda" and torch.cuda.is_bf16_supported()
+    return ClassPredictor(folder, manifest, chosen, bf16)
