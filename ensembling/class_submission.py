@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from trainables.atomic import write_with
+from trainables.data.table import Table, read_csv_table
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -43,7 +43,7 @@ def read_class_sample(path: str | os.PathLike, class_names: list[str]) -> ClassL
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: sample submission not found")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_csv_table(path)  # every cell as text; no pandas in the exported kernel
     columns = [str(c) for c in frame.columns]
     if len(columns) < 2:
         raise ValueError(f"{path}: expected an image id column then a label column or one column per class ({', '.join(class_names)}), got {columns}")
@@ -55,7 +55,7 @@ def read_class_sample(path: str | os.PathLike, class_names: list[str]) -> ClassL
     else:
         raise ValueError(f"{path}: columns after {columns[0]!r} must be one label column or one column per class "
                          f"({', '.join(class_names)}), got {rest}")
-    ids = frame[columns[0]].tolist()
+    ids = [str(i) for i in frame[columns[0]]]
     seen: dict[str, int] = {}
     for i, image_id in enumerate(ids):
         if not image_id:
@@ -78,7 +78,7 @@ def image_file(images: Path, image_id: str) -> Path:
     raise FileNotFoundError(f"{direct}: image {image_id} not found (nor with an image extension {', '.join(IMAGE_SUFFIXES)})")
 
 
-def build_class_submission(layout: ClassLayout, class_names: list[str], probs: dict[str, np.ndarray], decisions: dict[str, np.ndarray], multi_label: bool) -> pd.DataFrame:
+def build_class_submission(layout: ClassLayout, class_names: list[str], probs: dict[str, np.ndarray], decisions: dict[str, np.ndarray], multi_label: bool) -> Table:
     """Rows in the sample's order; ``probs`` and ``decisions`` are (K,) per image id."""
     rows = []
     for image_id in layout.ids:
@@ -88,20 +88,20 @@ def build_class_submission(layout: ClassLayout, class_names: list[str], probs: d
             chosen = [name for name, d in zip(class_names, decisions[image_id], strict=True) if d]
             row = {layout.id_column: image_id, layout.label_column: " ".join(chosen) if multi_label else chosen[0]}
         rows.append(row)
-    return pd.DataFrame(rows, columns=layout.columns)
+    return Table(layout.columns, {c: [row[c] for row in rows] for c in layout.columns})
 
 
-def validate_class_submission(frame: pd.DataFrame, layout: ClassLayout, class_names: list[str], multi_label: bool) -> None:
+def validate_class_submission(frame: Table, layout: ClassLayout, class_names: list[str], multi_label: bool) -> None:
     """Every sample image once, the sample's columns, known classes, probabilities in [0, 1]."""
     where = f"submission for {layout.source}"
     if list(frame.columns) != layout.columns:
         raise ValueError(f"{where}: columns {list(frame.columns)}, expected the sample's {layout.columns}")
-    ids = frame[layout.id_column].tolist()
+    ids = list(frame[layout.id_column])
     if len(ids) != len(set(ids)) or sorted(ids) != sorted(layout.ids):
         missing = sorted(set(layout.ids) - set(ids))
         raise ValueError(f"{where}: every sample image exactly once is required; {len(ids)} rows, missing {missing[:3]}")
     if layout.kind == "probs":
-        values = frame[class_names].to_numpy(np.float64)
+        values = np.array([frame[name] for name in class_names], np.float64).T.reshape(len(ids), len(class_names))
         bad = ~np.isfinite(values) | (values < 0) | (values > 1)
         if bad.any():
             i, k = np.argwhere(bad)[0]
@@ -115,5 +115,5 @@ def validate_class_submission(frame: pd.DataFrame, layout: ClassLayout, class_na
             raise ValueError(f"{where}: image {image_id!r}: class {unknown[0]!r} is not one the model predicts ({', '.join(class_names)})")
 
 
-def write_class_submission(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_class_submission(frame: Table, path: str | os.PathLike) -> None:
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
