@@ -66,7 +66,7 @@ def test_quick_space_defaults() -> None:
     assert plan.config.data.format == "synthetic"
     assert set(plan.search) == {"train.lr", "train.loss"}
     assert plan.search["train.lr"] == {"loguniform": [1.0e-3, 4.0e-3]}
-    assert plan.fixed["train.warmup_epochs"] == 1 and plan.fixed["train.epochs"] == 12
+    assert plan.fixed["train.warmup_epochs"] == 1 and plan.fixed["train.epochs"] == 5
     assert plan.config.trials == 2 and plan.config.scheduler.grace_period >= plan.fixed["train.epochs"]  # no pruning on a CPU
 
 
