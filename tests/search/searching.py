@@ -160,12 +160,17 @@ def process_group(pid: int) -> int:
         return -1
 
 
+TRIAL_WORKERS = ("ray::ImplicitFunc", "ray::IDLE")  # the processes that train a trial (or wait to)
+
+
 def kill_when(search: Search, proc: subprocess.Popen, condition: Callable[[], bool], spare: tuple[subprocess.Popen, ...] = ()) -> None:
-    """SIGKILL ``proc``'s process group at a moment the condition holds.
+    """SIGKILL ``proc``'s process group and its trial workers at a moment the condition holds.
 
     The condition is checked on a frozen search: every process of it (but those of ``spare``) is stopped
-    with SIGSTOP, the condition read again, and then the group killed, or everything resumed and the
-    wait goes on. Without the freeze a trial could finish between the check and the kill.
+    with SIGSTOP, the condition read again, and then the group and the trial workers killed and Ray's
+    other processes resumed (to see the driver gone), or everything resumed and the wait goes on.
+    Without the freeze a trial could finish between the check and the kill; a worker resumed after it
+    could finish its trial before hearing that the driver died.
     """
     spared = {p.pid for p in spare}
     deadline = time.time() + 300
@@ -178,9 +183,11 @@ def kill_when(search: Search, proc: subprocess.Popen, condition: Callable[[], bo
         held = condition()
         if held:
             os.killpg(proc.pid, signal.SIGKILL)
-        for pid in frozen:  # what the kill left (Ray's processes in sessions of their own) may now see the driver gone
+        for pid in frozen:
+            # Ray's own processes go on, to see the driver gone and clean up; a trial worker dies with the
+            # driver (resumed, it could finish its trial in the moment before it hears the driver died)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL if held and cmdline(pid).startswith(TRIAL_WORKERS) else signal.SIGCONT)
         if held:
             proc.wait(timeout=30)
             return
