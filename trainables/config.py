@@ -36,6 +36,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 8
+    # A small data set trains with smaller batches (never below 2) so that each fold's epoch takes at least
+    # this many optimizer steps: a space sized in epochs for a few hundred images still learns on ninety.
+    min_steps: int = 0
     scale: float = 0.5  # training image side relative to the data's, rounded to a multiple of 32
     loss: str = "bce_dice"  # a registered loss or a sum such as focal+dice (trainables.losses)
     class_weights: list[float] | None = None  # one weight per class for the loss; None: equal

@@ -70,6 +70,7 @@ def _check_ranges(cfg: TrialConfig) -> None:
     rules = [
         ("train.epochs", t.epochs, t.epochs >= 1, ">= 1"),
         ("train.batch_size", t.batch_size, t.batch_size >= 1, ">= 1"),
+        ("train.min_steps", t.min_steps, t.min_steps >= 0, ">= 0 (0: train.batch_size whatever the data size)"),
         ("train.lr", t.lr, t.lr > 0, "> 0"),
         ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
         ("train.momentum", t.momentum, 0 <= t.momentum < 1, "in [0, 1)"),

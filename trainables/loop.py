@@ -86,6 +86,13 @@ def steps_per_epoch(n_batches: int, accumulate: int) -> int:
     return math.ceil(n_batches / accumulate)
 
 
+def fitted_batch(batch_size: int, images: int, min_steps: int) -> int:
+    """``train.batch_size``, made smaller (never below 2) so an epoch of ``images`` takes ``min_steps`` steps."""
+    if min_steps <= 0 or batch_size <= 2:
+        return batch_size
+    return max(2, min(batch_size, images // min_steps))
+
+
 def make_fold_run(
     study: Study,
     cfg: TrialConfig,
@@ -108,14 +115,16 @@ def make_fold_run(
     train_set = dataset(study.data, ids[~is_val].tolist(), size, augment, cache)
     val_set = dataset(study.data, ids[is_val].tolist(), size, cache=cache)
     loader_args = {
-        "batch_size": t.batch_size,
         "num_workers": t.num_workers,
         "pin_memory": device.type == "cuda",
         "persistent_workers": False,  # workers are re-made each epoch, so each epoch's seed reaches them
     }
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, fold, 0))
-    drop_last = len(train_set) > t.batch_size
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=drop_last, generator=generator, worker_init_fn=_seed_worker, **loader_args)
+    batch = fitted_batch(t.batch_size, len(train_set), t.min_steps)
+    drop_last = len(train_set) > batch
+    train_loader = DataLoader(
+        train_set, batch_size=batch, shuffle=True, drop_last=drop_last, generator=generator, worker_init_fn=_seed_worker, **loader_args
+    )
     total = t.epochs * steps_per_epoch(len(train_loader), t.accumulate)
     # A warm-up is at most half the training, so a space's warm-up still fits a 1-epoch smoke run.
     warmup = round(min(t.warmup_epochs, t.epochs / 2) * steps_per_epoch(len(train_loader), t.accumulate))
@@ -131,7 +140,7 @@ def make_fold_run(
         augment=augment,
         generator=generator,
         train_loader=train_loader,
-        val_loader=DataLoader(val_set, shuffle=False, **loader_args),
+        val_loader=DataLoader(val_set, batch_size=t.batch_size, shuffle=False, **loader_args),
         val_rows=np.flatnonzero(is_val),
     )
 

@@ -48,3 +48,12 @@ def test_bf16_autocast_trains_on_the_cpu() -> None:
 def test_auto_precision_is_fp32_on_the_cpu() -> None:
     assert autocast_dtype("auto", torch.device("cpu")) is None
     assert autocast_dtype("fp32", torch.device("cpu")) is None
+
+
+def test_a_small_fold_trains_with_smaller_batches_to_reach_its_minimum_steps() -> None:
+    from trainables.loop import fitted_batch
+
+    assert fitted_batch(16, 447, 12) == 16  # NEU-Seg's folds: the space's batch already gives 27 steps
+    assert fitted_batch(16, 48, 12) == 4  # 96 images in 2 folds: 12 steps of 4
+    assert fitted_batch(16, 10, 12) == 2  # never below 2 (batch norm)
+    assert fitted_batch(16, 48, 0) == 16 and fitted_batch(1, 48, 12) == 1  # off; a batch of 1 kept
