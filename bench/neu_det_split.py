@@ -16,6 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
+MARKER = ".neu_det_split"  # written into out: a later run may replace only a folder that has it
+WRITTEN = ("train", "test", "test_labels.csv")
+
+
+def clear(out: Path) -> None:
+    """Make room for a split: an empty or missing folder, or one this script wrote (its marker), of which
+    only what the script writes is removed. Anything else is refused, never deleted."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give out= a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise ValueError(f"{out}: a folder this script did not write (no {MARKER}); give out= a new or empty folder")
+        for name in WRITTEN:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by bench/neu_det_split.py\n")
+
 
 def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
     images = src / "IMAGES" if (src / "IMAGES").is_dir() else src
@@ -25,8 +46,7 @@ def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
             by_class.setdefault(path.stem.rpartition("_")[0], []).append(path)
     if not by_class:
         raise ValueError(f"{images}: no <class>_<n> images found")
-    if out.exists():
-        shutil.rmtree(out)
+    clear(out)
     (out / "train").mkdir(parents=True)
     (out / "test" / "images").mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -56,7 +76,11 @@ def main(argv: list[str]) -> int:
     if "src" not in args or "out" not in args:
         print("usage: python bench/neu_det_split.py src=NEU_DET_DIR out=DIR [test=0.3] [seed=0]", file=sys.stderr)
         return 2
-    counts = split(Path(args["src"]), Path(args["out"]), float(args.get("test", 0.3)), int(args.get("seed", 0)))
+    try:
+        counts = split(Path(args["src"]), Path(args["out"]), float(args.get("test", 0.3)), int(args.get("seed", 0)))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{counts['train']} training images, {counts['test']} test images (labels hidden in test_labels.csv), {counts['classes']} classes")
     return 0
 
