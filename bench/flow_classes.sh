@@ -10,7 +10,11 @@
 set -euo pipefail
 work=$(realpath -m "$1"); split=$(realpath "$2"); shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$work/ours" && mkdir -p "$work/ours"
+# replace only an earlier run of this script (its marker), never a folder of the user's
+if [ -e "$work/ours" ] && [ ! -f "$work/ours/.flow_classes" ]; then
+  echo "error: $work/ours exists and was not written by bench/flow_classes.sh; give another WORK_DIR" >&2; exit 2
+fi
+rm -rf "$work/ours" && mkdir -p "$work/ours" && : > "$work/ours/.flow_classes"
 python - "$split/test_labels.csv" "$work/sample.csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
