@@ -9,15 +9,15 @@
 set -euo pipefail
 work=$(realpath -m "$1"); data=$(realpath "$2"); shift 2
 here=$(cd "$(dirname "$0")" && pwd)
+# replace only an earlier run of bench/flow.sh (its times.txt), never a folder of the user's
+if [ -e "$work/ours" ] && [ ! -f "$work/ours/times.txt" ]; then
+  echo "error: $work/ours exists and is not an earlier run of bench/flow.sh; give another WORK_DIR" >&2; exit 2
+fi
 mkdir -p "$work"
 t0=$(date +%s.%N)
 python "$here/plain_script.py" "$data" "$work/plain.csv" > "$work/plain.log" 2>&1
 plain_s=$(echo "$(date +%s.%N) - $t0" | bc)
 plain_score=$(python -m ensembling.score submission="$work/plain.csv" truth="$data/test_truth.csv" images="$data/test_images")
-# replace only an earlier run of bench/flow.sh (its times.txt), never a folder of the user's
-if [ -e "$work/ours" ] && [ ! -f "$work/ours/times.txt" ]; then
-  echo "error: $work/ours exists and is not an earlier run of bench/flow.sh; give another WORK_DIR" >&2; exit 2
-fi
 rm -rf "$work/ours"
 t0=$(date +%s.%N)
 bash "$here/flow.sh" "$work/ours" "$data" "$@" > "$work/ours.log" 2>&1
