@@ -9,7 +9,6 @@ The same class serves a segmentation ensemble's gate (its ``gate`` section). Nee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,9 @@ import numpy as np
 import torch
 
 from ensembling.classify import apply_temperature, decisions
-from trainables.config import TrialConfig, from_flat
-from trainables.contract import check_weights
-from trainables.models import build_model, load_weights
+from ensembling.members import Member, load_member
 from trainables.preprocess import resize_image, to_tensor
 from trainables.tta import views
-
-
-@dataclass
-class ClassMember:
-    weight: float
-    tta: str
-    input_size: tuple[int, int]
-    models: list[torch.nn.Module]
 
 
 class ClassPredictor:
@@ -43,19 +32,10 @@ class ClassPredictor:
         self.temperature = float(calibration.get("temperature", 1.0))
         self.thresholds = calibration.get("thresholds")
         self.class_weights = calibration.get("class_weights")  # single-label macro F1: weights on the argmax
-        self.members = [self._load(m) for m in section["members"]]
-
-    def _load(self, member: dict[str, Any]) -> ClassMember:
-        config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
-        models = []
-        for checkpoint in member["checkpoints"]:
-            check_weights(self.folder / checkpoint)  # DamagedFile: one line naming the file
-            model = build_model(config.model, self.num_classes, load_weights=False)
-            models.append(load_weights(model, self.folder / checkpoint).to(self.device).eval())
-        return ClassMember(float(member["weight"]), member["tta"], tuple(member["input_size"]), models)
+        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in section["members"]]
 
     @torch.no_grad()
-    def _member_probs(self, member: ClassMember, batch: torch.Tensor) -> torch.Tensor:
+    def _member_probs(self, member: Member, batch: torch.Tensor) -> torch.Tensor:
         """Mean probability (N, K) over the member's models and TTA views; all views in one pass."""
         policy = views(member.tta)
         stacked = torch.cat([forward(batch) for forward, _ in policy])

@@ -10,9 +10,7 @@ it. Needs torch, smp, numpy and OpenCV, nothing else.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,22 +18,13 @@ import torch
 from ensembling.class_predictor import ClassPredictor
 from ensembling.classify import skipped
 from ensembling.manifest import read_manifest
-from trainables.config import TrialConfig, from_flat
-from trainables.contract import ENSEMBLE_JSON, check_weights
-from trainables.models import build_model, load_weights
+from ensembling.members import Member, load_member
+from trainables.contract import ENSEMBLE_JSON
 from trainables.postprocess import GATE_BLEND_MAX
 from trainables.postprocess import apply_postprocessing as apply_steps
 from trainables.postprocess.apply import steps_of
 from trainables.preprocess import resize_image, resize_probs, to_tensor
 from trainables.tta import views
-
-
-@dataclass
-class Member:
-    weight: float
-    tta: str
-    input_size: tuple[int, int]
-    models: list[torch.nn.Module]
 
 
 class Predictor:
@@ -48,7 +37,7 @@ class Predictor:
         self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.num_classes = int(self.manifest["num_classes"])
         self.class_ids: list[int] = list(self.manifest["class_ids"])
-        self.members = [self._load_member(m) for m in self.manifest["members"]]
+        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in self.manifest["members"]]
         # the classifier gate (ensembling.gate_study): run before the masks; images it judges clean are not segmented
         section = self.manifest.get("gate")
         self.gate = None if section is None else ClassPredictor(self.folder, section, self.device, self.bf16)
@@ -61,15 +50,6 @@ class Predictor:
             steps, values = steps_of(post, self.num_classes)
             self.gates = [v.get("gate", 0.0) if "gate" in steps else 0.0 for v in values]
         self.segmented = 0  # images segmented so far (the rest were skipped by the gate)
-
-    def _load_member(self, member: dict[str, Any]) -> Member:
-        config = from_flat(TrialConfig, member["config"], where=f"{self.folder}: member {member['trial_id']}: ")
-        models = []
-        for checkpoint in member["checkpoints"]:
-            check_weights(self.folder / checkpoint)  # DamagedFile: one line naming the file
-            model = build_model(config.model, self.num_classes, load_weights=False)
-            models.append(load_weights(model, self.folder / checkpoint).to(self.device).eval())
-        return Member(weight=float(member["weight"]), tta=member["tta"], input_size=tuple(member["input_size"]), models=models)
 
     @torch.no_grad()
     def _member_probs(self, member: Member, batch: torch.Tensor) -> torch.Tensor:
