@@ -142,3 +142,21 @@ def _fit(counts: dict[int, int], costs: Sequence[float], budget: float, cap: int
     while len(kept) > 1 and ((cap and len(kept) > cap) or sum(costs[i] for i in kept) > budget):
         del kept[order.pop(0)]
     return kept
+
+
+def select_with_progress(
+    scores: Callable[[dict[int, int], Sequence[int]], list[float]], costs: Sequence[float], budget: float, config: GreedyConfig, quiet: bool = False
+) -> tuple[Selection, list[float]]:
+    """Every candidate scored alone, then :func:`greedy_select` with a bar counting its steps."""
+    from tqdm import tqdm
+
+    singles = scores({}, list(range(len(costs))))
+    bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
+
+    def counted(counts: dict[int, int], candidates: Sequence[int]) -> list[float]:
+        bar.update(1)
+        return scores(counts, candidates)
+
+    selection = greedy_select(singles, costs, budget, counted, config=config)
+    bar.close()
+    return selection, singles

@@ -17,7 +17,6 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from tqdm import tqdm
 
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
@@ -25,7 +24,7 @@ from ensembling.classify import skipped
 from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_args
 from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.gpu_step import resolve_device
-from ensembling.greedy import GreedyConfig, Selection, greedy_select
+from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate
 from ensembling.store import TrialRecord, scan_trials, with_snapshots
@@ -97,15 +96,7 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
     n = len(costs)
     if not quiet:
         print(f"Scoring {n} candidates on {len(scorer.rows)} images: {scorer.path}", flush=True)
-    singles = scorer.scores({}, list(range(n)))
-    bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
-
-    def scores(counts: dict[int, int], candidates: Any) -> list[float]:
-        bar.update(1)
-        return scorer.scores(counts, candidates)
-
-    selection = greedy_select(singles, costs, budget, scores, config=config)
-    bar.close()
+    selection, singles = select_with_progress(scorer.scores, costs, budget, config, quiet)
     tuner = scorer.tuner
     tuned = tuner.stage1(scorer.sums(selection.counts, [None])[0], gate_source)
     for step in tuner.component_steps:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ensembling.budget import Budget, curve
 from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
-from ensembling.greedy import GreedyConfig, Selection, greedy_select
+from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import FORMAT_VERSION, _member, write_manifest
 from ensembling.store import TrialRecord, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
@@ -96,15 +96,7 @@ class ClassOutcome:
 
 
 def choose(scorer: ClassScorer, costs: list[float], budget: float, config: GreedyConfig, quiet: bool = False) -> tuple[Selection, ClassTuned, list[float]]:
-    singles = scorer.scores({}, list(range(len(costs))))
-    bar = tqdm(total=config.bags * config.max_steps, desc="greedy steps", unit="step", disable=quiet, leave=False)
-
-    def scores(counts: dict[int, int], candidates: Any) -> list[float]:
-        bar.update(1)
-        return scorer.scores(counts, candidates)
-
-    selection = greedy_select(singles, costs, budget, scores, config=config)
-    bar.close()
+    selection, singles = select_with_progress(scorer.scores, costs, budget, config, quiet)
     return selection, scorer.tune(selection.counts), singles
 
 
