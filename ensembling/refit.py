@@ -29,11 +29,11 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     import numpy as np
     import torch
 
-    from trainables.data.dataset import study_cache
+    from trainables.classify import train_all_labels
+    from trainables.contract import CLASSIFICATION
     from trainables.data.study import open_study
     from trainables.fit import parse_config, pick_device
-    from trainables.loop import autocast_dtype, make_fold_run, train_epoch
-    from trainables.losses import get_loss
+    from trainables.loop import autocast_dtype
     from trainables.models import save_weights
     from trainables.preprocess import MULTIPLE, scaled_size
 
@@ -44,20 +44,14 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     trial = study.folder.trial(trial_id)
     device = pick_device()
     size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
-    cache = study_cache(study, size)
     dtype = autocast_dtype(cfg.train.precision, device)
-    # Fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K.
-    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype)
-    if len(run.val_rows):
-        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
-    loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
     began = time.perf_counter()
-    losses = []
-    for epoch in range(cfg.train.epochs):
-        run.start_epoch(epoch)
-        losses.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate)["loss"])
+    if study.kind == CLASSIFICATION:
+        model, losses = train_all_labels(study, cfg, size, device, dtype)
+    else:
+        model, losses = _train_all_masks(study, cfg, size, device, dtype)
     with atomic_path(trial.refit_weights) as tmp:
-        save_weights(run.model, tmp)
+        save_weights(model, tmp)
     metrics = {
         "trial_id": trial_id,
         "epochs": cfg.train.epochs,
@@ -69,6 +63,24 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     }
     write_json(trial.refit_metrics, metrics)  # last: the refit is complete from here on
     return metrics
+
+
+def _train_all_masks(study: Any, cfg: Any, size: tuple[int, int], device: Any, dtype: Any) -> tuple[Any, list[float]]:
+    """One segmentation model on every training image for ``cfg.train.epochs``; the model and each epoch's loss."""
+    from trainables.data.dataset import study_cache
+    from trainables.loop import make_fold_run, train_epoch
+    from trainables.losses import get_loss
+
+    # fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K
+    run = make_fold_run(study, cfg, study.n_folds, size, device, study_cache(study, size), dtype)
+    if len(run.val_rows):
+        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
+    losses = []
+    for epoch in range(cfg.train.epochs):
+        run.start_epoch(epoch)
+        losses.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate)["loss"])
+    return run.model, losses
 
 
 def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dict[str, Any]]]:

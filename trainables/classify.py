@@ -84,6 +84,26 @@ def train_labels(
         free_memory()
 
 
+def train_all_labels(study: Study, cfg: TrialConfig, size: tuple[int, int], device: torch.device, dtype: torch.dtype | None) -> tuple[torch.nn.Module, list[float]]:
+    """Refit: one classifier on every training image for ``cfg.train.epochs``, with the trial's loss,
+    label smoothing and mixing (``ensembling.refit``); returns the model and each epoch's train loss."""
+    check_class_study(study)
+    cache = DiskCache(study.folder.cache_dir, study.data, study.image_ids, size, masks=False)
+    # fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K
+    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype, dataset=ClassificationDataset)
+    if len(run.val_rows):
+        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    t = cfg.train
+    loss_fn = label_loss(study.multi_label, t.class_weights)
+    mixer = Mixer(t.mixup, t.cutmix)
+    losses = []
+    for epoch in range(t.epochs):
+        run.start_epoch(epoch)
+        mixer.reseed(epoch_seed(cfg.seed, run.fold, epoch) + MIX_STREAM)
+        losses.append(train_epoch(run, loss_fn, device, dtype, t.accumulate, _prepare(mixer, t.label_smoothing, study.multi_label))["loss"])
+    return run.model, losses
+
+
 @torch.no_grad()
 def evaluate_labels(
     model: torch.nn.Module, run: FoldRun, loss_fn: Any, tta: str, multi_label: bool, device: torch.device, dtype: torch.dtype | None

@@ -1,5 +1,5 @@
 """The whole chain with real classification trials (``trainables.fit``, 1 epoch of a tiny timm model):
-NEU-DET images -> select -> export -> predict; and a presence study of the tiny segmentation study as its gate."""
+NEU-DET images -> select -> export -> predict, fold models and refit; and a presence study of the tiny segmentation study as its gate."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 from ensembling_helpers import copy_study
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainables" / "data"))
 from shared_data import shared
 
-from ensembling import export, predict, select
+from ensembling import export, predict, refit, select
 from trainables.data.study import DataConfig, StudyConfig, prepare_study, study_record
 from trainables.fit import run_trial
 
@@ -61,6 +62,20 @@ def test_neu_det_trials_to_a_submission(tmp_path: Path) -> None:
     assert predict.main([f"model={tmp_path / 'export'}", f"images={test}", f"sample={tmp_path / 'sample.csv'}", f"out={tmp_path / 'sub.csv'}", "workers=1"]) == 0
     sub = pd.read_csv(tmp_path / "sub.csv")
     assert sub["image"].tolist() == names and set(sub["label"]) <= set(by_class)
+    # refit: each member's classifier trained once more on all 24 images, exported as one model per member
+    assert refit.main([f"study={study}", "threads=1"]) == 0
+    for member in manifest["members"]:
+        trial = study / "trials" / member["trial_id"]
+        assert json.loads((trial / "refit" / "metrics.json").read_text())["images"] == 24
+        refit_state, fold_state = load_file(trial / "refit" / "model.safetensors"), load_file(trial / "fold0" / "model.safetensors")
+        assert refit_state.keys() == fold_state.keys()
+        assert any(not (refit_state[k] == fold_state[k]).all() for k in refit_state)  # trained anew, not a copy
+    assert export.main([f"study={study}", f"out={tmp_path / 'export-refit'}", "models=refit"]) == 0
+    exported = json.loads((tmp_path / "export-refit" / "ensemble.json").read_text())
+    assert [len(m["checkpoints"]) for m in exported["members"]] == [1] * len(manifest["members"])
+    assert predict.main([f"model={tmp_path / 'export-refit'}", f"images={test}", f"sample={tmp_path / 'sample.csv'}", f"out={tmp_path / 'refit.csv'}", "workers=1"]) == 0
+    refit_sub = pd.read_csv(tmp_path / "refit.csv")
+    assert refit_sub["image"].tolist() == names and set(refit_sub["label"]) <= set(by_class)
 
 
 def test_a_presence_study_gates_the_segmentation_study(tiny_study: Path, tmp_path: Path) -> None:
