@@ -283,6 +283,18 @@ def blend(oofs: Sequence[np.ndarray], counts: Mapping[int, int]) -> np.ndarray:
     return total / sum(counts.values())  # type: ignore[operator]
 
 
+TIE_BREAK = 1e-7  # the weight of log loss beside a decision metric in the greedy objective (see ClassScorer.scores)
+
+
+def smooth_loss(probs: np.ndarray, truth: np.ndarray, multi_label: bool) -> float:
+    """Mean log loss at temperature 1 (clipped as the metric clips), the tie-break of decision metrics."""
+    p = np.clip(np.asarray(probs, np.float64), EPS, 1 - EPS)
+    t = np.asarray(truth).astype(bool)
+    if multi_label:
+        return float(-np.where(t, np.log(p), np.log1p(-p)).mean())
+    return float(-np.log(p[t]).mean())
+
+
 class ClassScorer:
     """The greedy objective for classes: the tuned metric, oriented higher-better, of blends of OOF."""
 
@@ -301,12 +313,19 @@ class ClassScorer:
         return tune_classes(blend(self.oofs, counts), self.truth, self.metric, self.multi_label, quick)
 
     def scores(self, counts: Mapping[int, int], candidates: Sequence[int | None]) -> list[float]:
+        """Each blend's tuned metric, higher-better. A metric that decides labels (accuracy, macro F1) moves
+        in steps (1/N for accuracy), so blends often tie; among them the one with the lower log loss scores
+        higher by at most ``TIE_BREAK`` x its log loss (below any step of accuracy on fewer than
+        ~600,000 images): a second model that decides alike but is surer where it is right joins the blend."""
         out = []
+        decides = get_class_metric(self.metric).uses_thresholds
         for candidate in candidates:
             trial = dict(counts)
             if candidate is not None:
                 trial[candidate] = trial.get(candidate, 0) + 1
-            out.append(oriented(self.metric, self.tune(trial, quick=True).score))
+            probs = blend(self.oofs, trial)
+            score = oriented(self.metric, tune_classes(probs, self.truth, self.metric, self.multi_label, quick=True).score)
+            out.append(score - TIE_BREAK * smooth_loss(probs, self.truth, self.multi_label) if decides else score)
         return out
 
     def held_out(self, counts: Mapping[int, int], tuned: ClassTuned) -> float:

@@ -120,3 +120,22 @@ def test_scorer_held_out_uses_the_knobs_it_is_given() -> None:
     assert scorer.held_out({0: 1}, tuned) == pytest.approx(tuned.score)
     # rows 0..4 are all class 1: scored with the temperature tuned on all rows, p(class 1) is 0.7
     assert ClassScorer([probs], truth, "log_loss", False, rows=np.arange(5)).held_out({0: 1}, tuned) == pytest.approx(-np.log(0.7), rel=1e-5)
+
+
+def test_accuracy_ties_go_to_the_blend_with_the_lower_log_loss() -> None:
+    # both candidates are right on every image (accuracy 1.0 alone and together), each sure on the half the
+    # other is unsure of: their average has the lower log loss, so greedy selection keeps both
+    truth = onehot([0] * 10, 3)
+    sure, unsure = [0.9, 0.05, 0.05], [0.4, 0.3, 0.3]
+    a = np.array([sure] * 5 + [unsure] * 5)
+    b = np.array([unsure] * 5 + [sure] * 5)
+    noise = np.tile([0.2, 0.5, 0.3], (10, 1))  # wrong everywhere
+    scorer = ClassScorer([a, b, noise], truth, "accuracy", False)
+    singles = scorer.scores({}, [0, 1, 2])
+    assert singles[0] == pytest.approx(1.0) and singles[0] == singles[1] > singles[2]
+    selection = greedy_select(singles, [1.0] * 3, 10.0, scorer.scores, config=GreedyConfig(max_steps=4))
+    assert selection.counts == {0: 1, 1: 1}
+    assert scorer.tune(selection.counts).score == 1.0  # the reported score is the metric's own
+    # log loss itself needs no tie-break: its scores are the tuned metric's, negated, to the last digit
+    loss = ClassScorer([a], truth, "log_loss", False)
+    assert loss.scores({}, [0])[0] == -loss.tune({0: 1}, quick=True).score
