@@ -2,7 +2,7 @@
 
 Each fold model of a K-fold member saw (K-1)/K of the training images. Refit trains each member's
 configuration once more, on every training image, for its epochs (same seed rule, loss, augmentation
-and scale), and writes ``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The
+and scale; a classifier with its label smoothing and mixing), and writes ``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The
 post-processing stays the one tuned on OOF (a refit model has no OOF of its own). Then
 ``python -m ensembling.export study=DIR out=DIR models=refit`` exports one model per member instead of
 K: K times cheaper in the kernel. With ``ray.address=`` the members train as Ray tasks on that cluster
