@@ -31,7 +31,7 @@ from ensembling.store import TrialRecord, scan_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
 from trainables.data.study import Study, open_study
 from trainables.metrics import get_metric
-from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from
+from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
 
 
 def usable_trials(study: Study) -> list[TrialRecord]:
@@ -109,12 +109,14 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
     return selection, tuned, singles
 
 
-def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto") -> Outcome:
+def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto",
+           steps: list[str] | None = None) -> Outcome:
+    """``steps``: the post-processing steps to tune (registry names, one threshold step among them); None: every registered step."""
     device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.gpu_step), else the CPU
     candidates, classifier_trial = split_candidates(study)
     oofs = [t.oof() for t in candidates]
     truth = study.truth()
-    tuner = Tuner(study_metric(study))
+    tuner = Tuner(study_metric(study), steps)
     source = gate_from_study(study, gate) if gate else (None if classifier_trial is None else gate_from_trial(study, classifier_trial))
     classifier = None if source is None else source.probs
     gate_source = GATE_BLEND_MAX if source is None else source.name
@@ -158,6 +160,18 @@ def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = Tr
     return Outcome(candidates, selection, tuned, singles, costs, best, estimate, curve(points), source, share)
 
 
+def step_names(text: str | None) -> list[str] | None:
+    """``steps=threshold,min_area``: those registered steps only (to measure what the others add); None: every step."""
+    if text is None:
+        return None
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    known = list_steps()
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(f"steps={text}: {', '.join(unknown) or 'no step'} is not a post-processing step; give a comma list of {', '.join(known)} (one threshold step)")
+    return names
+
+
 def greedy_config(args: dict[str, Any]) -> GreedyConfig:
     keys = {"max_steps": "max_steps", "greedy.patience": "patience", "greedy.init_n": "init_n", "greedy.bags": "bags",
             "greedy.bag_fraction": "bag_fraction", "greedy.max_members": "max_members", "greedy.seed": "seed"}
@@ -171,13 +185,16 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     if is_classification(study):  # truth (N, K): image labels, selected by ensembling.select_classes
         if "gate" in args:
             raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
+        if "steps" in args:
+            raise ValueError(f"steps={args['steps']}: study {study.root} is a classification study; post-processing steps go with masks")
         return run_classes(study, usable_trials(study), args, greedy_config(args))
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
         images=args.get("budget.images", Budget.images),
         device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
-    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), gate=args.get("gate"), device=args.get("device", "auto"))
+    outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), gate=args.get("gate"), device=args.get("device", "auto"),
+                     steps=step_names(args.get("steps")))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
     gate_seconds = 0.0 if outcome.gate is None else outcome.gate.seconds(budget)
     expected = budget.fixed_seconds + gate_seconds + sum(outcome.costs[i] for i in selection.counts)
@@ -277,11 +294,12 @@ def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  
 def main(argv: list[str]) -> int:
     usage = (
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
-        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda]"
+        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda] [steps=threshold,min_area,...]"
     )
     optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
                 "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
-                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "gate": TEXT, "device": None}
+                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "gate": TEXT, "device": None,
+                "steps": TEXT}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))

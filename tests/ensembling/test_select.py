@@ -109,3 +109,21 @@ def test_an_unknown_device_is_one_error_line(study_dir: Path, capsys) -> None:
 
     assert main([f"study={study_dir}", "device=gpu", "nested=false"]) == 2
     assert one_line_error(capsys) == "error: device must be auto, cpu or cuda, got 'gpu'"
+
+
+def test_steps_choose_which_post_processing_is_tuned(study_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from ensembling_helpers import one_line_error
+
+    copy = tmp_path / "s"
+    shutil.copytree(study_dir, copy)
+    manifest = run({"study": str(copy), "budget.device": 1.0, "nested": False, "steps": "threshold, min_area"})
+    post = manifest["postprocessing"]
+    assert post["steps"] == ["threshold", "min_area"]
+    assert all(set(values) == {"threshold", "min_area"} for values in post["per_class"]), post["per_class"]
+    assert "steps threshold, min_area;" in capsys.readouterr().out
+    assert main([f"study={copy}", "steps=threshold,speckle", "nested=false"]) == 2
+    assert one_line_error(capsys).startswith("error: steps=threshold,speckle: speckle is not a post-processing step; give a comma list of")
+    assert main([f"study={copy}", "steps=min_area", "nested=false"]) == 2
+    assert "exactly one threshold step" in one_line_error(capsys)
