@@ -2,11 +2,13 @@
 
 Each fold model of a K-fold member saw (K-1)/K of the training images. Refit trains each member's
 configuration once more, on every training image, for its epochs (same seed rule, loss, augmentation
-and scale; a classifier with its label smoothing and mixing), and writes ``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The
-post-processing stays the one tuned on OOF (a refit model has no OOF of its own). Then
-``python -m ensembling.export study=DIR out=DIR models=refit`` exports one model per member instead of
-K: K times cheaper in the kernel. With ``ray.address=`` the members train as Ray tasks on that cluster
-(``ray.address=local``: a Ray of our own on a loopback address); without it, one after another here. A member already refit with the same config is kept.
+and scale; a classifier with its label smoothing and mixing), and writes
+``trials/<id>/refit/model.safetensors`` then ``refit/metrics.json`` last. The post-processing stays the
+one tuned on OOF (a refit model has no OOF of its own). Then ``python -m ensembling.export study=DIR
+out=DIR models=refit`` exports one model per member instead of K: K times cheaper in the kernel. With
+``ray.address=`` the members train as Ray tasks on that cluster (``ray.address=local``: a Ray of our own
+on a loopback address); without it, one after another here. A member already refit with the same
+config is kept.
 """
 
 from __future__ import annotations
@@ -68,13 +70,10 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
 def _train_all_masks(study: Any, cfg: Any, size: tuple[int, int], device: Any, dtype: Any) -> tuple[Any, list[float]]:
     """One segmentation model on every training image for ``cfg.train.epochs``; the model and each epoch's loss."""
     from trainables.data.dataset import study_cache
-    from trainables.loop import make_fold_run, train_epoch
+    from trainables.loop import all_images_run, train_epoch
     from trainables.losses import get_loss
 
-    # fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K
-    run = make_fold_run(study, cfg, study.n_folds, size, device, study_cache(study, size), dtype)
-    if len(run.val_rows):
-        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    run = all_images_run(study, cfg, size, device, study_cache(study, size), dtype)
     loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
     losses = []
     for epoch in range(cfg.train.epochs):

@@ -38,7 +38,7 @@ from trainables.data.cache import DiskCache
 from trainables.data.dataset import ClassificationDataset
 from trainables.data.study import Study
 from trainables.gpu import free_memory
-from trainables.loop import FoldRun, autocast, current_lr, epoch_seed, make_fold_run, train_epoch
+from trainables.loop import FoldRun, all_images_run, autocast, current_lr, epoch_seed, make_fold_run, train_epoch
 from trainables.losses import label_loss, smooth_targets
 from trainables.mix import Mixer
 from trainables.models import save_weights
@@ -89,10 +89,7 @@ def train_all_labels(study: Study, cfg: TrialConfig, size: tuple[int, int], devi
     label smoothing and mixing (``ensembling.refit``); returns the model and each epoch's train loss."""
     check_class_study(study)
     cache = DiskCache(study.folder.cache_dir, study.data, study.image_ids, size, masks=False)
-    # fold K (past the last fold 0..K-1) holds out nothing: every training image is trained on, seeded as fold K
-    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype, dataset=ClassificationDataset)
-    if len(run.val_rows):
-        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    run = all_images_run(study, cfg, size, device, cache, dtype, dataset=ClassificationDataset)
     t = cfg.train
     loss_fn = label_loss(study.multi_label, t.class_weights)
     mixer = Mixer(t.mixup, t.cutmix)

@@ -150,6 +150,23 @@ def _to(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch
     return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
 
 
+def all_images_run(
+    study: Study,
+    cfg: TrialConfig,
+    size: tuple[int, int],
+    device: torch.device,
+    cache: dict | DiskCache | None,
+    dtype: torch.dtype | None,
+    dataset: type = SegmentationDataset,
+) -> FoldRun:
+    """A refit's run: fold K (past the last fold 0..K-1) holds out nothing, so every training image is
+    trained on, seeded as fold K."""
+    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype, dataset=dataset)
+    if len(run.val_rows):
+        raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
+    return run
+
+
 def train_epoch(
     run: FoldRun,
     loss_fn: Callable,
