@@ -14,13 +14,11 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections import defaultdict, deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
@@ -28,14 +26,13 @@ from ensembling.manifest import read_manifest
 from ensembling.places import check_file_target
 from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
+from ensembling.read_ahead import read_ahead
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
 from trainables.atomic import write_json
 from trainables.contract import ENSEMBLE_JSON, sidecar
 from trainables.data.images import read_rgb
 from trainables.data.predictions import predict_into
 from trainables.data.rle import rle_encode
-
-READ_AHEAD = 2  # batches being read while one is predicted: memory stays a few batches of images
 
 
 def _decode_all(layout: SampleLayout, images: Path, sample: Path, pool: ThreadPoolExecutor) -> dict[str, tuple[int, int]]:
@@ -60,24 +57,6 @@ def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> l
     for image_id in ids:
         by_shape[shapes[image_id]].append(image_id)
     return [group[i : i + size] for group in by_shape.values() for i in range(0, len(group), size)]
-
-
-def _read_ahead(batches: list[list[str]], images: Path, pool: ThreadPoolExecutor) -> Iterator[tuple[list[str], list[np.ndarray]]]:
-    """Yield each batch's pixels while the next batches are being read by the pool."""
-    pending: deque[tuple[list[str], list[Future]]] = deque()
-    queue = iter(batches)
-
-    def submit() -> None:
-        batch = next(queue, None)
-        if batch is not None:
-            pending.append((batch, [pool.submit(read_rgb, images / i) for i in batch]))
-
-    for _ in range(READ_AHEAD):
-        submit()
-    while pending:
-        batch, futures = pending.popleft()
-        submit()
-        yield batch, [f.result() for f in futures]
 
 
 def predict(
@@ -117,7 +96,7 @@ def predict(
         shapes = _decode_all(layout, images, sample, pool)
         started = time.perf_counter()
         bar = tqdm(total=len(shapes), desc="predicting", unit="img")
-        for batch, pixels in _read_ahead(_batches(layout.image_ids(), shapes, batch_size), images, pool):
+        for batch, pixels in read_ahead(_batches(layout.image_ids(), shapes, batch_size), lambda i: images / i, pool):
             for image_id, masks in zip(batch, predictor.masks(pixels), strict=True):
                 for channel, class_id in enumerate(predictor.class_ids):
                     if (image_id, class_id) in wanted:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +25,10 @@ from ensembling.class_submission import (
     validate_class_submission,
     write_class_submission,
 )
+from ensembling.read_ahead import read_ahead
 from trainables.atomic import write_json
 from trainables.contract import sidecar
 from trainables.data.images import read_rgb
-
-READ_AHEAD = 2  # batches being read while one is predicted: memory stays a few batches of images
-
-
-def _read_ahead(batches: list[list[str]], files: dict[str, Path], pool: ThreadPoolExecutor) -> Iterator[tuple[list[str], list[np.ndarray]]]:
-    pending: deque[tuple[list[str], list[Future]]] = deque()
-    queue = iter(batches)
-
-    def submit() -> None:
-        batch = next(queue, None)
-        if batch is not None:
-            pending.append((batch, [pool.submit(read_rgb, files[i]) for i in batch]))
-
-    for _ in range(READ_AHEAD):
-        submit()
-    while pending:
-        batch, futures = pending.popleft()
-        submit()
-        yield batch, [f.result() for f in futures]
 
 
 def predict_classes(manifest: dict[str, Any], model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:
@@ -66,7 +46,7 @@ def predict_classes(manifest: dict[str, Any], model: Path, images: Path, sample:
         batches = [layout.ids[i : i + batch_size] for i in range(0, len(layout.ids), batch_size)]
         started = time.perf_counter()
         bar = tqdm(total=len(files), desc="predicting", unit="img")
-        for batch, pixels in _read_ahead(batches, files, pool):
+        for batch, pixels in read_ahead(batches, files.__getitem__, pool):
             p = predictor.probabilities(pixels)
             for image_id, row, decided in zip(batch, p, predictor.decisions(p), strict=True):
                 probs[image_id], decisions[image_id] = row, decided
