@@ -1,8 +1,19 @@
-"""An honest estimate of the ensemble's score: select and tune on K-1 folds, score on the fold left out.
+"""An honest estimate of the ensemble's score: select and tune on K-1 parts of the OOF, score on the part left out.
 
 The OOF score of a selection is optimistic: the members, their weights and every post-processing value
 were chosen on the very predictions they are scored on. Here the whole selection is repeated K times,
-each time without one fold's images, and scored on that fold; the mean over folds is the estimate.
+each time without one part's images, and scored on that part; the mean over parts is the estimate.
+
+Which images make a part (``nested.split``):
+
+- ``images`` (the default): each training fold's images dealt at random into K parts, so every part holds
+  images of every fold, predicted by every fold model, as the exported ensemble's thresholds meet the
+  outputs of the models they were tuned on.
+- ``folds``: the training folds themselves. Each part is then predicted by one fold model the tuning
+  never saw: it also charges how badly thresholds tuned on some models' outputs transfer to another
+  model's, which the export (tuned on every fold model's OOF) does not pay. With 2 folds that is tuning
+  on one model and scoring another: on NEU-Seg 0.02 below the submission's score with one fold model
+  per member, where ``images`` landed within 0.002 (BENCHMARKS.md, "Which estimate is honest").
 """
 
 from __future__ import annotations
@@ -15,6 +26,33 @@ import numpy as np
 from ensembling.blend import BlendScorer
 from trainables.metrics import score_masks
 from trainables.postprocess import Tuned, apply_postprocessing
+
+NESTED_SPLITS = ("images", "folds")
+
+
+def outer_parts(folds: np.ndarray, split: str = "images", seed: int = 0) -> np.ndarray:
+    """The part of each image for the nested estimate: as many parts as training folds (see the module)."""
+    if split not in NESTED_SPLITS:
+        raise ValueError(f"nested.split={split}: give one of {', '.join(NESTED_SPLITS)}")
+    folds = np.asarray(folds)
+    if split == "folds":
+        return folds
+    names = np.unique(folds)
+    rng = np.random.default_rng(seed)
+    parts = np.empty(len(folds), np.int64)
+    offset = 0
+    for fold in names:
+        rows = rng.permutation(np.flatnonzero(folds == fold))
+        parts[rows] = (np.arange(len(rows)) + offset) % len(names)  # dealt on from where the last fold stopped: parts differ by one image at most
+        offset += len(rows)
+    return parts
+
+
+def nested_words(split: str | None) -> str:
+    """How the nested estimate's rounds were made, for the printout."""
+    if split == "images":
+        return "selected and tuned on K-1 parts of every fold's images, scored on the part left out"
+    return "selected and tuned on K-1 folds, scored on the fold left out"
 
 
 @dataclass
@@ -38,10 +76,10 @@ def held_out_score(scorer: BlendScorer, counts: dict[int, int], tuned: Tuned, im
     return score_masks(np.stack(preds), np.concatenate(truths), tuned.metric)
 
 
-def nested_estimate(folds: np.ndarray, select_on: Callable[[np.ndarray], tuple[dict[int, int], Tuned, BlendScorer]], score_on: Callable[[np.ndarray], BlendScorer], image_shape: tuple[int, int]) -> Nested:
-    """``select_on(rows)`` runs the whole selection on those images; each held-out fold scores its result."""
+def nested_estimate(parts: np.ndarray, select_on: Callable[[np.ndarray], tuple[dict[int, int], Tuned, BlendScorer]], score_on: Callable[[np.ndarray], BlendScorer], image_shape: tuple[int, int]) -> Nested:
+    """``select_on(rows)`` runs the whole selection on those images; each held-out part (``outer_parts``) scores its result."""
     scores = []
-    for fold in sorted(set(folds.tolist())):
-        counts, tuned, _ = select_on(np.flatnonzero(folds != fold))
-        scores.append(held_out_score(score_on(np.flatnonzero(folds == fold)), counts, tuned, image_shape))
+    for part in sorted(set(parts.tolist())):
+        counts, tuned, _ = select_on(np.flatnonzero(parts != part))
+        scores.append(held_out_score(score_on(np.flatnonzero(parts == part)), counts, tuned, image_shape))
     return Nested(scores)

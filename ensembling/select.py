@@ -26,7 +26,7 @@ from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import build_manifest, write_manifest
-from ensembling.nested import Nested, nested_estimate
+from ensembling.nested import NESTED_SPLITS, Nested, nested_estimate, nested_words, outer_parts
 from ensembling.store import TrialRecord, scan_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
 from trainables.data.study import Study, open_study
@@ -110,8 +110,9 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
 
 
 def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto",
-           steps: list[str] | None = None) -> Outcome:
-    """``steps``: the post-processing steps to tune (registry names, one threshold step among them); None: every registered step."""
+           steps: list[str] | None = None, nested_split: str = "images") -> Outcome:
+    """``steps``: the post-processing steps to tune (registry names, one threshold step among them); None: every registered step.
+    ``nested_split``: which images each round of the nested estimate holds out (``ensembling.nested.outer_parts``)."""
     device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.gpu_step), else the CPU
     candidates, classifier_trial = split_candidates(study)
     oofs = [t.oof() for t in candidates]
@@ -145,14 +146,14 @@ def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = Tr
             costs = [c * share for c in full]
     estimate = None
     if nested:
-        folds = study.folds["fold"].to_numpy()
+        parts = outer_parts(study.folds["fold"].to_numpy(), nested_split, config.seed)
 
         def select_on(rows: np.ndarray) -> tuple[dict[int, int], Tuned, BlendScorer]:
             sub = scorer(rows)
             chosen, sub_tuned, _ = choose(sub, costs, available, config, gate_source, quiet=True)
             return chosen.counts, sub_tuned, sub
 
-        estimate = nested_estimate(folds, select_on, scorer, tuple(truth.shape[2:]))
+        estimate = nested_estimate(parts, select_on, scorer, tuple(truth.shape[2:]))
     points = [(costs[i], singles[i]) for i in range(len(costs))]
     points += [(sum(costs[i] for i in counts), score) for counts, score in selection.history]
     affordable = [i for i in range(len(costs)) if costs[i] <= available]
@@ -194,7 +195,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
     outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), gate=args.get("gate"), device=args.get("device", "auto"),
-                     steps=step_names(args.get("steps")))
+                     steps=step_names(args.get("steps")), nested_split=args.get("nested.split", "images"))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
     gate_seconds = 0.0 if outcome.gate is None else outcome.gate.seconds(budget)
     expected = budget.fixed_seconds + gate_seconds + sum(outcome.costs[i] for i in selection.counts)
@@ -202,7 +203,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
                      "fixed_seconds": budget.fixed_seconds, "curve": outcome.curve,
                      "gate_seconds": gate_seconds, "segmented_share": outcome.share}
     estimates = {"nested_score": None if outcome.nested is None else outcome.nested.score,
-                 "nested_fold_scores": None if outcome.nested is None else outcome.nested.fold_scores}
+                 "nested_fold_scores": None if outcome.nested is None else outcome.nested.fold_scores,
+                 "nested_split": None if outcome.nested is None else args.get("nested.split", "images")}
     manifest = build_manifest(study, trials, selection, tuned, budget_record, trials[best], singles[best], estimates)
     if outcome.gate is not None:
         manifest["gate"] = {**outcome.gate.section, "seconds": gate_seconds, "segmented_share": outcome.share}
@@ -224,7 +226,7 @@ def report(manifest: dict[str, Any], outcome: Outcome, budget: Budget) -> str:
     lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest['oof_score']:.4f}")
     if manifest["nested_score"] is not None:
         folds = ", ".join(f"{s:.4f}" for s in manifest["nested_fold_scores"])
-        lines.append(f"Nested estimate (selected and tuned on K-1 folds, scored on the fold left out): {manifest['nested_score']:.4f}  [{folds}]")
+        lines.append(f"Nested estimate ({nested_words(manifest.get('nested_split'))}): {manifest['nested_score']:.4f}  [{folds}]")
     for member in manifest["members"]:
         lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     lines.append(describe_postprocessing(manifest))
@@ -294,12 +296,12 @@ def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  
 def main(argv: list[str]) -> int:
     usage = (
         "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
-        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda] [steps=threshold,min_area,...]"
+        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [nested.split=images|folds] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda] [steps=threshold,min_area,...]"
     )
     optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
                 "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
-                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "gate": TEXT, "device": None,
-                "steps": TEXT}
+                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "nested.split": Typed(str, choices=NESTED_SPLITS),
+                "gate": TEXT, "device": None, "steps": TEXT}
 
     def body() -> None:
         run(parse_args(argv, required=["study"], optional=optional, usage=usage))

@@ -21,6 +21,7 @@ from ensembling.budget import Budget, curve
 from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import FORMAT_VERSION, _member, write_manifest
+from ensembling.nested import nested_words, outer_parts
 from ensembling.store import TrialRecord, with_snapshots
 from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
 from trainables.class_metrics import default_metric, get_class_metric, is_class_metric, list_class_metrics, oriented
@@ -100,7 +101,8 @@ def choose(scorer: ClassScorer, costs: list[float], budget: float, config: Greed
     return selection, scorer.tune(selection.counts), singles
 
 
-def select_classes(study: Study, trials: list[TrialRecord], task: ClassTask, budget: Budget, config: GreedyConfig, nested: bool = True) -> ClassOutcome:
+def select_classes(study: Study, trials: list[TrialRecord], task: ClassTask, budget: Budget, config: GreedyConfig, nested: bool = True,
+                   nested_split: str = "images") -> ClassOutcome:
     candidates = class_candidates(study, trials)
     oofs = [oof_probs(t) for t in candidates]
     truth = np.asarray(study.folder.class_truth())
@@ -112,11 +114,11 @@ def select_classes(study: Study, trials: list[TrialRecord], task: ClassTask, bud
     selection, tuned, singles = choose(scorer(None), costs, budget.for_members, config)
     fold_scores = None
     if nested:
-        folds = study.folds["fold"].to_numpy()
+        parts = outer_parts(study.folds["fold"].to_numpy(), nested_split, config.seed)
         fold_scores = []
-        for fold in tqdm(sorted(set(folds.tolist())), desc="nested estimate", unit="fold", leave=False):
-            sub, sub_tuned, _ = choose(scorer(np.flatnonzero(folds != fold)), costs, budget.for_members, config, quiet=True)
-            fold_scores.append(scorer(np.flatnonzero(folds == fold)).held_out(sub.counts, sub_tuned))
+        for part in tqdm(sorted(set(parts.tolist())), desc="nested estimate", unit="part", leave=False):
+            sub, sub_tuned, _ = choose(scorer(np.flatnonzero(parts != part)), costs, budget.for_members, config, quiet=True)
+            fold_scores.append(scorer(np.flatnonzero(parts == part)).held_out(sub.counts, sub_tuned))
     points = [(costs[i], singles[i]) for i in range(len(costs))]
     points += [(sum(costs[i] for i in counts), score) for counts, score in selection.history]
     affordable = [i for i in range(len(costs)) if costs[i] <= budget.for_members]
@@ -177,12 +179,14 @@ def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], c
         device=args.get("budget.device", Budget.device),
         labels=True,
     )
-    outcome = select_classes(study, trials, task, budget, config, nested=args.get("nested", True))
+    split = args.get("nested.split", "images")
+    outcome = select_classes(study, trials, task, budget, config, nested=args.get("nested", True), nested_split=split)
     expected = budget.fixed_seconds + sum(outcome.costs[i] for i in outcome.selection.counts)
     shown = [(s, oriented(task.metric, v)) for s, v in outcome.curve]
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
                      "fixed_seconds": budget.fixed_seconds, "curve": shown}
     manifest = build_class_manifest(study, task, outcome, budget_record)
+    manifest["nested_split"] = None if outcome.nested is None else split
     write_manifest(study.folder.ensemble_json, manifest)
     print(class_report(manifest, outcome, budget))
     print(f"Wrote {study.folder.ensemble_json}")
@@ -203,7 +207,7 @@ def class_report(manifest: dict[str, Any], outcome: ClassOutcome, budget: Budget
     lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest['oof_score']:.4f}")
     if manifest["nested_score"] is not None:
         folds = ", ".join(f"{s:.4f}" for s in manifest["nested_fold_scores"])
-        lines.append(f"Nested estimate (selected and tuned on K-1 folds, scored on the fold left out): {manifest['nested_score']:.4f}  [{folds}]")
+        lines.append(f"Nested estimate ({nested_words(manifest.get('nested_split'))}): {manifest['nested_score']:.4f}  [{folds}]")
     for member in manifest["members"]:
         lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
     calibration = manifest["calibration"]

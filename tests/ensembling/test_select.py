@@ -127,3 +127,32 @@ def test_steps_choose_which_post_processing_is_tuned(study_dir: Path, tmp_path: 
     assert one_line_error(capsys).startswith("error: steps=threshold,speckle: speckle is not a post-processing step; give a comma list of")
     assert main([f"study={copy}", "steps=min_area", "nested=false"]) == 2
     assert "exactly one threshold step" in one_line_error(capsys)
+
+
+def test_the_nested_estimate_holds_out_parts_of_every_fold_unless_told_folds(tmp_path: Path, capsys) -> None:
+    """One model per fold, calibrated differently: fold 0 puts defects at 0.5 and background at 0.0, fold 1 at
+    0.9 and 0.3. A threshold in 0.3-0.5 is perfect on all the OOF (what the export is tuned on). Held-out parts
+    of every fold's images find it too; held-out folds don't: tuned on fold 0 alone, the lowest perfect
+    threshold (0.1) lets fold 1's background through."""
+    data = DataConfig(format="synthetic", root=str(tmp_path / "data"), images=64)  # every class has defects in every part
+    config = StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125)
+    copy = tmp_path / "s"
+    prepare_study(copy, config)
+    raw = {"data": vars(data), "folds": 2, "seed": 0, "oof_scale": 0.125, "mlflow": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}
+    (copy / "study.yaml").write_text(yaml.safe_dump(raw))
+    study = open_study(copy)
+    truth = study.truth().astype(np.float64)
+    folds = study.folds["fold"].to_numpy()
+    assert set(folds.tolist()) == {0, 1}
+    shifted = np.where(folds[:, None, None, None] == 0, truth * 0.5, 0.3 + truth * 0.6)
+    write_trial(StudyFolder(copy).trial("shifted"), np.rint(shifted * 255).astype(np.uint8), study)
+    by_images = run({"study": str(copy), "budget.device": 1.0})
+    assert by_images["oof_score"] == pytest.approx(1.0) and by_images["nested_split"] == "images"
+    assert by_images["nested_score"] > 0.97  # not quite 1: a part may hold too few defects of a class to place its minimum area
+    assert "K-1 parts of every fold's images" in capsys.readouterr().out
+    by_folds = run({"study": str(copy), "budget.device": 1.0, "nested.split": "folds"})
+    assert by_folds["oof_score"] == pytest.approx(1.0) and by_folds["nested_split"] == "folds"
+    assert by_folds["nested_score"] < by_images["nested_score"] - 0.1, by_folds["nested_fold_scores"]
+    assert "scored on the fold left out" in capsys.readouterr().out
+    assert main([f"study={copy}", "nested.split=rows"]) == 2
+    assert "nested.split must be one of images, folds, got 'rows'" in capsys.readouterr().err
