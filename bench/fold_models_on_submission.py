@@ -1,0 +1,82 @@
+"""Which estimate is honest: the submission with each fold's models alone, beside the K-fold average.
+
+    python bench/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR
+
+An OOF prediction comes from one fold model; a test prediction from the average of the K fold models of
+each member. So the OOF score and the nested estimate both describe a one-model-per-member ensemble, and
+the exported one can score above both. This copies ``export`` once per fold ``f`` with every member (and
+every gate member) cut to its fold-``f`` checkpoint, predicts the test images with each copy and scores
+it (``ensembling.predict``, ``ensembling.score``), then the untouched export. Printed: each fold's test
+score, their mean (the hidden score of what OOF and nested estimate), the export's own, and the manifest's
+OOF and nested scores beside them. ``data`` as for bench/flow.sh (test_images/, sample_submission.csv,
+test_truth.csv). ``work`` is created, or replaced only when an earlier run of this script wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MARKER = ".fold_models_on_submission"
+
+
+def _run(*argv: str) -> str:
+    result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: {' '.join(argv[:1])} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return result.stdout
+
+
+def _score(export: Path, data: Path, submission: Path) -> float:
+    _run("ensembling.predict", f"model={export}", f"images={data / 'test_images'}", f"sample={data / 'sample_submission.csv'}", f"out={submission}")
+    line = _run("ensembling.score", f"submission={submission}", f"truth={data / 'test_truth.csv'}", f"images={data / 'test_images'}")
+    match = re.search(r"^\S+ ([0-9.]+)", line.strip())
+    if match is None:
+        sys.exit(f"error: could not read a score from ensembling.score's output: {line.strip()!r}")
+    return float(match.group(1))
+
+
+def _one_fold(manifest: dict, fold: int) -> dict:
+    cut = json.loads(json.dumps(manifest))
+    for member in [*cut["members"], *(cut.get("gate") or {}).get("members", [])]:
+        checkpoints = member["checkpoints"]
+        if len(checkpoints) <= fold:
+            sys.exit(f"error: member {member['trial_id']} has {len(checkpoints)} checkpoint(s), no fold {fold} (an export of refit models has one)")
+        member["checkpoints"] = [checkpoints[fold]]
+    return cut
+
+
+def main(argv: list[str]) -> None:
+    args = dict(a.split("=", 1) for a in argv)
+    export, data, work = Path(args["export"]).resolve(), Path(args["data"]).resolve(), Path(args["work"]).resolve()
+    if work.exists() and not (work / MARKER).is_file():
+        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / MARKER).touch()
+    manifest = json.loads((export / "ensemble.json").read_text())
+    folds = len(manifest["members"][0]["checkpoints"])
+    scores = []
+    for fold in range(folds):
+        copy = work / f"export-fold{fold}"
+        shutil.copytree(export, copy)
+        (copy / "ensemble.json").write_text(json.dumps(_one_fold(manifest, fold), indent=1))
+        scores.append(_score(copy, data, work / f"submission-fold{fold}.csv"))
+        print(f"fold {fold} models only: test {scores[-1]:.4f}", flush=True)
+    full = _score(export, data, work / "submission-all.csv")
+    mean = sum(scores) / len(scores)
+    oof, nested = manifest.get("oof_score"), manifest.get("nested_score")
+    print(f"one fold's models, mean over {folds} folds: test {mean:.4f}")
+    print(f"the export ({folds} fold models averaged per member): test {full:.4f}")
+    if oof is not None and nested is not None:
+        closer = "nested" if abs(nested - mean) < abs(oof - mean) else "OOF"
+        print(f"OOF {oof:.4f} (off by {oof - mean:+.4f}), nested {nested:.4f} (off by {nested - mean:+.4f}) "
+              f"from the one-fold-model test score: {closer} is the closer; fold averaging adds {full - mean:+.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,58 @@
+"""The OOF score and both nested estimates of a masks study, against the hidden score they estimate.
+
+    python bench/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR
+
+A copy of the study is selected twice (``ensembling.select nested.split=folds``, then ``images``: the
+selection itself is the same, only the nested estimate differs), exported, and scored on the hidden test
+images by ``bench/fold_models_on_submission.py``: once per fold with each member cut to that fold's model
+(the mean is the hidden score of what OOF and the nested estimates describe: one model per image), and
+as exported (fold models averaged). Prints one line of numbers and which estimate is the closer.
+``data`` as for bench/flow.sh; ``work`` is created, or replaced only when an earlier run wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MARKER = ".nested_vs_hidden"
+
+
+def _run(*argv: str) -> str:
+    result = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: {' '.join(argv[:2])} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return result.stdout
+
+
+def main(argv: list[str]) -> None:
+    args = dict(a.split("=", 1) for a in argv)
+    study, data, work = (Path(args[k]).resolve() for k in ("study", "data", "work"))
+    if work.exists() and not (work / MARKER).is_file():
+        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / MARKER).touch()
+    copy = work / "study"
+    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("ray-*"))
+    nested = {}
+    for split in ("folds", "images"):
+        _run("-m", "ensembling.select", f"study={copy}", f"nested.split={split}")
+        manifest = json.loads((copy / "ensemble.json").read_text())
+        nested[split] = manifest["nested_score"]
+    _run("-m", "ensembling.export", f"study={copy}", f"out={work / 'export'}")
+    lines = _run(str(Path(__file__).with_name("fold_models_on_submission.py")), f"export={work / 'export'}", f"data={data}", f"work={work / 'folds'}")
+    one = float(next(line for line in lines.splitlines() if line.startswith("one fold's models")).split()[-1])
+    full = float(next(line for line in lines.splitlines() if line.startswith("the export")).split()[-1])
+    oof = manifest["oof_score"]
+    off = {"OOF": oof - one, "nested (folds)": nested["folds"] - one, "nested (images)": nested["images"] - one}
+    closest = min(off, key=lambda k: abs(off[k]))
+    print(f"{study}: members {len(manifest['members'])}, OOF {oof:.4f}, nested folds {nested['folds']:.4f}, nested images {nested['images']:.4f}; "
+          f"hidden: one fold model {one:.4f}, export {full:.4f}; off by " + ", ".join(f"{k} {v:+.4f}" for k, v in off.items()) + f"; closest: {closest}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
