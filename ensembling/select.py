@@ -267,7 +267,8 @@ def _log_mlflow(study: Study, manifest: dict[str, Any], outcome: Outcome) -> Non
         members = [m["candidate_id"] for m in manifest["members"]]
         weights = {m["candidate_id"]: round(m["weight"], 4) for m in manifest["members"]}
         mlflow.log_params(clean_params({**{k: v for k, v in manifest["budget"].items() if k != "curve"}, "metric": manifest["metric"],
-                                        "members": members, "weights": weights, "postprocessing": manifest["postprocessing"]["per_class"]}))
+                                        "members": members, "weights": weights, "postprocessing": manifest["postprocessing"]["per_class"],
+                                        "nested_split": manifest.get("nested_split")}))
         mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "nested_score": manifest["nested_score"],
                                     "best_single_oof_score": manifest["best_single"]["oof_score"],
                                     **{f"oof_class{c}": s for c, s in zip(manifest["class_ids"], manifest["class_scores"], strict=True)}}))

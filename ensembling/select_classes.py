@@ -234,7 +234,8 @@ def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
         mlflow.log_params(clean_params({**{k: v for k, v in manifest["budget"].items() if k != "curve"}, "metric": manifest["metric"],
                                         "members": [m["candidate_id"] for m in manifest["members"]],
                                         "weights": {m["candidate_id"]: round(m["weight"], 4) for m in manifest["members"]},
-                                        "temperature": manifest["calibration"]["temperature"], "thresholds": manifest["calibration"]["thresholds"]}))
+                                        "temperature": manifest["calibration"]["temperature"], "thresholds": manifest["calibration"]["thresholds"],
+                                        "nested_split": manifest.get("nested_split")}))
         mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "nested_score": manifest["nested_score"],
                                     "best_single_oof_score": manifest["best_single"]["oof_score"]}))
         mlflow.log_artifact(str(study.folder.ensemble_json))

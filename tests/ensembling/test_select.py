@@ -76,6 +76,7 @@ def test_a_snapshot_equal_to_the_truth_is_chosen_alone_and_logged_under_the_sear
     runs = mlflow.search_runs(filter_string="tags.kind = 'select'", output_format="list")
     assert runs[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert runs[0].data.metrics["nested_score"] == pytest.approx(1.0)
+    assert runs[0].data.params["nested_split"] == "images"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
     assert {"budget_curve.png", "per_class.json", "ensemble.json"} <= artifacts
 
