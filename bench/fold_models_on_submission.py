@@ -15,29 +15,36 @@ test_truth.csv). ``work`` is created, or replaced only when an earlier run of th
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from ensembling.score import score_submission
+
 MARKER = ".fold_models_on_submission"
 
 
-def _run(*argv: str) -> str:
+def run_module(*argv: str) -> str:
+    """``python -m argv...`` in its own process (as a user runs it); exits with its last error line."""
     result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"error: {' '.join(argv[:1])} failed: {result.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"error: {argv[0]} failed: {result.stderr.strip().splitlines()[-1:]}")
     return result.stdout
 
 
+def fresh_work(work: Path, marker: str) -> None:
+    """Make ``work`` empty, replacing only a folder an earlier run of the same script marked as its own."""
+    if work.exists() and not (work / marker).is_file():
+        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / marker).touch()
+
+
 def _score(export: Path, data: Path, submission: Path) -> float:
-    _run("ensembling.predict", f"model={export}", f"images={data / 'test_images'}", f"sample={data / 'sample_submission.csv'}", f"out={submission}")
-    line = _run("ensembling.score", f"submission={submission}", f"truth={data / 'test_truth.csv'}", f"images={data / 'test_images'}")
-    match = re.search(r"^\S+ ([0-9.]+)", line.strip())
-    if match is None:
-        sys.exit(f"error: could not read a score from ensembling.score's output: {line.strip()!r}")
-    return float(match.group(1))
+    run_module("ensembling.predict", f"model={export}", f"images={data / 'test_images'}", f"sample={data / 'sample_submission.csv'}", f"out={submission}")
+    return score_submission(submission, data / "test_truth.csv", data / "test_images")["score"]
 
 
 def _one_fold(manifest: dict, fold: int) -> dict:
@@ -50,25 +57,26 @@ def _one_fold(manifest: dict, fold: int) -> dict:
     return cut
 
 
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
-    export, data, work = Path(args["export"]).resolve(), Path(args["data"]).resolve(), Path(args["work"]).resolve()
-    if work.exists() and not (work / MARKER).is_file():
-        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / MARKER).touch()
+def hidden_scores(export: Path, data: Path, work: Path) -> tuple[list[float], float]:
+    """The hidden test score with each fold's models alone (one per fold), and with the export as it is."""
+    fresh_work(work, MARKER)
     manifest = json.loads((export / "ensemble.json").read_text())
-    folds = len(manifest["members"][0]["checkpoints"])
     scores = []
-    for fold in range(folds):
+    for fold in range(len(manifest["members"][0]["checkpoints"])):
         copy = work / f"export-fold{fold}"
         shutil.copytree(export, copy)
         (copy / "ensemble.json").write_text(json.dumps(_one_fold(manifest, fold), indent=1))
         scores.append(_score(copy, data, work / f"submission-fold{fold}.csv"))
         print(f"fold {fold} models only: test {scores[-1]:.4f}", flush=True)
-    full = _score(export, data, work / "submission-all.csv")
-    mean = sum(scores) / len(scores)
+    return scores, _score(export, data, work / "submission-all.csv")
+
+
+def main(argv: list[str]) -> None:
+    args = dict(a.split("=", 1) for a in argv)
+    export, data, work = Path(args["export"]).resolve(), Path(args["data"]).resolve(), Path(args["work"]).resolve()
+    scores, full = hidden_scores(export, data, work)
+    folds, mean = len(scores), sum(scores) / len(scores)
+    manifest = json.loads((export / "ensemble.json").read_text())
     oof, nested = manifest.get("oof_score"), manifest.get("nested_score")
     print(f"one fold's models, mean over {folds} folds: test {mean:.4f}")
     print(f"the export ({folds} fold models averaged per member): test {full:.4f}")

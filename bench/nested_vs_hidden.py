@@ -14,39 +14,28 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from fold_models_on_submission import fresh_work, hidden_scores, run_module  # beside this script
+
 MARKER = ".nested_vs_hidden"
-
-
-def _run(*argv: str) -> str:
-    result = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"error: {' '.join(argv[:2])} failed: {result.stderr.strip().splitlines()[-1:]}")
-    return result.stdout
 
 
 def main(argv: list[str]) -> None:
     args = dict(a.split("=", 1) for a in argv)
     study, data, work = (Path(args[k]).resolve() for k in ("study", "data", "work"))
-    if work.exists() and not (work / MARKER).is_file():
-        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / MARKER).touch()
+    fresh_work(work, MARKER)
     copy = work / "study"
     shutil.copytree(study, copy, ignore=shutil.ignore_patterns("ray-*"))
     nested = {}
     for split in ("folds", "images"):
-        _run("-m", "ensembling.select", f"study={copy}", f"nested.split={split}")
+        run_module("ensembling.select", f"study={copy}", f"nested.split={split}")
         manifest = json.loads((copy / "ensemble.json").read_text())
         nested[split] = manifest["nested_score"]
-    _run("-m", "ensembling.export", f"study={copy}", f"out={work / 'export'}")
-    lines = _run(str(Path(__file__).with_name("fold_models_on_submission.py")), f"export={work / 'export'}", f"data={data}", f"work={work / 'folds'}")
-    one = float(next(line for line in lines.splitlines() if line.startswith("one fold's models")).split()[-1])
-    full = float(next(line for line in lines.splitlines() if line.startswith("the export")).split()[-1])
+    run_module("ensembling.export", f"study={copy}", f"out={work / 'export'}")
+    scores, full = hidden_scores(work / "export", data, work / "folds")
+    one = sum(scores) / len(scores)
     oof = manifest["oof_score"]
     off = {"OOF": oof - one, "nested (folds)": nested["folds"] - one, "nested (images)": nested["images"] - one}
     closest = min(off, key=lambda k: abs(off[k]))
