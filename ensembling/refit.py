@@ -31,9 +31,8 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     import numpy as np
     import torch
 
-    from trainables.classify import train_all_labels
-    from trainables.contract import CLASSIFICATION
     from trainables.data.study import open_study
+    from trainables.epochs import train_all
     from trainables.fit import parse_config, pick_device
     from trainables.loop import autocast_dtype
     from trainables.models import save_weights
@@ -48,10 +47,9 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
     dtype = autocast_dtype(cfg.train.precision, device)
     began = time.perf_counter()
-    if study.kind == CLASSIFICATION:
-        model, losses = train_all_labels(study, cfg, size, device, dtype)
-    else:
-        model, losses = _train_all_masks(study, cfg, size, device, dtype)
+    from trainables.tasks import task_for
+
+    model, losses = train_all(task_for(cfg.model, study), cfg, size, device, dtype)
     with atomic_path(trial.refit_weights) as tmp:
         save_weights(model, tmp)
     metrics = {
@@ -65,21 +63,6 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     }
     write_json(trial.refit_metrics, metrics)  # last: the refit is complete from here on
     return metrics
-
-
-def _train_all_masks(study: Any, cfg: Any, size: tuple[int, int], device: Any, dtype: Any) -> tuple[Any, list[float]]:
-    """One segmentation model on every training image for ``cfg.train.epochs``; the model and each epoch's loss."""
-    from trainables.data.dataset import study_cache
-    from trainables.loop import all_images_run, train_epoch
-    from trainables.losses import get_loss
-
-    run = all_images_run(study, cfg, size, device, study_cache(study, size), dtype)
-    loss_fn = get_loss(cfg.train.loss, cfg.train.class_weights)
-    losses = []
-    for epoch in range(cfg.train.epochs):
-        run.start_epoch(epoch)
-        losses.append(train_epoch(run, loss_fn, device, dtype, cfg.train.accumulate)["loss"])
-    return run.model, losses
 
 
 def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dict[str, Any]]]:
