@@ -10,12 +10,12 @@ The same class serves a segmentation ensemble's gate (its ``gate`` section). Nee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ensembling.classify import apply_temperature, decisions
+from ensembling.manifest import ClassSection, Manifest
 from ensembling.members import Member, load_member
 from trainables.preprocess import resize_image, to_tensor
 from trainables.tta import views
@@ -24,15 +24,14 @@ from trainables.tta import views
 class ClassPredictor:
     """Load a class ensemble (a classification manifest, or a segmentation manifest's ``gate``) once."""
 
-    def __init__(self, folder: str | Path, section: dict[str, Any], device: torch.device, bf16: bool = False) -> None:
+    def __init__(self, folder: str | Path, section: ClassSection, device: torch.device, bf16: bool = False) -> None:
         self.folder, self.section, self.device, self.bf16 = Path(folder), section, device, bf16
-        self.multi_label = bool(section["multi_label"])
-        self.num_classes = int(section["num_classes"])
-        calibration = section.get("calibration") or {}
-        self.temperature = float(calibration.get("temperature", 1.0))
-        self.thresholds = calibration.get("thresholds")
-        self.class_weights = calibration.get("class_weights")  # single-label macro F1: weights on the argmax
-        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in section["members"]]
+        self.multi_label = section.multi_label
+        self.num_classes = section.num_classes
+        self.temperature = section.calibration.temperature
+        self.thresholds = section.calibration.thresholds
+        self.class_weights = section.calibration.class_weights  # single-label macro F1: weights on the argmax
+        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in section.members]
 
     @torch.no_grad()
     def _member_probs(self, member: Member, batch: torch.Tensor) -> torch.Tensor:
@@ -62,8 +61,8 @@ class ClassPredictor:
         return decisions(probs, self.multi_label, self.thresholds, self.class_weights)
 
 
-def load_class_predictor(folder: str | Path, manifest: dict[str, Any], device: str | None = None) -> ClassPredictor:
+def load_class_predictor(folder: str | Path, manifest: Manifest, device: str | None = None) -> ClassPredictor:
     """The predictor of a classification export (``kind: classification``)."""
     chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = chosen.type == "cuda" and torch.cuda.is_bf16_supported()
-    return ClassPredictor(folder, manifest, chosen, bf16)
+    return ClassPredictor(folder, manifest.class_section(), chosen, bf16)

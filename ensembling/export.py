@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ensembling.cli import TEXT, Typed, command, parse_args
-from ensembling.manifest import read_manifest, write_manifest
+from ensembling.manifest import Manifest, MemberEntry, read_manifest, write_manifest
 from ensembling.places import check_folder_target
 from trainables.atomic import write_json, write_yaml
 from trainables.contract import (
@@ -50,26 +50,26 @@ ROOT = Path(__file__).resolve().parents[1]  # the project: ensembling/ and train
 EXTRA_MODULES = ("ensembling/pyfunc.py",)
 
 
-def ensemble_id(manifest: dict[str, Any], models: str) -> str:
+def ensemble_id(manifest: Manifest, models: str) -> str:
     """A short id of what decides the predictions: members, weights, post-processing, models, split."""
-    key = {
-        "members": [(m["trial_id"], m["weight"]) for m in manifest["members"]],
-        "postprocessing": manifest["postprocessing"],
+    key: dict[str, Any] = {
+        "members": [(m.trial_id, m.weight) for m in manifest.members],
+        "postprocessing": manifest.postprocessing,
         "models": models,
-        "folds_hash": manifest.get("folds_hash"),
+        "folds_hash": manifest.folds_hash,
     }
-    if manifest.get("gate"):  # the classifier gate decides which images are segmented
-        key["gate"] = [(m["trial_id"], m["weight"]) for m in manifest["gate"]["members"]] + [manifest["gate"]["calibration"]["temperature"]]
+    if manifest.gate is not None:  # the classifier gate decides which images are segmented
+        key["gate"] = [(m.trial_id, m.weight) for m in manifest.gate.members] + [manifest.gate.calibration.temperature]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _sources(study_dir: Path, member: dict[str, Any], models: str) -> list[Path]:
+def _sources(study_dir: Path, member: MemberEntry, models: str) -> list[Path]:
     if models == "folds":
-        return [study_dir / checkpoint for checkpoint in member["checkpoints"]]
-    refit = StudyFolder(study_dir).trial(member["trial_id"]).refit_weights
+        return [study_dir / checkpoint for checkpoint in member.checkpoints]
+    refit = StudyFolder(study_dir).trial(member.trial_id).refit_weights
     if not refit.is_file():
         raise FileNotFoundError(
-            f"{refit}: member {member['trial_id']} has no refit model; run `python -m ensembling.refit study={study_dir}` "
+            f"{refit}: member {member.trial_id} has no refit model; run `python -m ensembling.refit study={study_dir}` "
             "first, or export models=folds"
         )
     return [refit]
@@ -99,22 +99,22 @@ def _write_code(staging: Path) -> None:
     (staging / EXPORT_RUNNER).write_text(runner)
 
 
-def _write_readme(staging: Path, manifest: dict[str, Any]) -> None:
+def _write_readme(staging: Path, manifest: Manifest) -> None:
     template = Path(__file__).with_name("kernel_readme.md.txt").read_text()
-    members = "\n".join(f"- {m['trial_id']}: weight {m['weight']:.3f}, {len(m['checkpoints'])} model(s), TTA {m['tta']}" for m in manifest["members"])
+    members = "\n".join(f"- {m.trial_id}: weight {m.weight:.3f}, {len(m.checkpoints)} model(s), TTA {m.tta}" for m in manifest.members)
     text = template.format(
-        ensemble_id=manifest["ensemble_id"],
-        models=manifest["models"],
-        oof_score=manifest["oof_score"],
+        ensemble_id=manifest.ensemble_id,
+        models=manifest.models,
+        oof_score=manifest.oof_score,
         members=members,
         runner=EXPORT_RUNNER,
-        expected=manifest["budget"]["expected_seconds"],
-        images=manifest["budget"]["images"],
+        expected=manifest.budget["expected_seconds"],
+        images=manifest.budget["images"],
     )
     (staging / EXPORT_README).write_text(text)
 
 
-def _copy_member(study_dir: Path, staging: Path, folder: Path, member: dict[str, Any], models: str) -> None:
+def _copy_member(study_dir: Path, staging: Path, folder: Path, member: MemberEntry, models: str) -> None:
     """A member's weights (checked before and after copying) and config into ``staging/folder``; its checkpoints now point there."""
     (staging / folder).mkdir(parents=True, exist_ok=True)
     copied = []
@@ -122,25 +122,25 @@ def _copy_member(study_dir: Path, staging: Path, folder: Path, member: dict[str,
         try:
             check_weights(source)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{source}: weights of member {member['trial_id']} are missing") from None
+            raise FileNotFoundError(f"{source}: weights of member {member.trial_id} are missing") from None
         except DamagedFile as error:
-            raise ValueError(f"{error}; member {member['trial_id']} cannot be exported (re-run its trial or select again)") from None
+            raise ValueError(f"{error}; member {member.trial_id} cannot be exported (re-run its trial or select again)") from None
         target = folder / (f"fold{k}.safetensors" if models == "folds" else "refit.safetensors")
         shutil.copy2(source, staging / target)
         check_weights(staging / target)  # the copy, too: a full disk truncates silently
         copied.append(str(target))
-    member["checkpoints"] = copied
-    write_yaml(staging / folder / CONFIG_YAML, member["config"])
+    member.checkpoints = copied
+    write_yaml(staging / folder / CONFIG_YAML, member.config)
 
 
-def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
+def export(study_dir: Path, out: Path, models: str = "folds") -> Manifest:
     """Build the export folder and move it into place; returns its manifest."""
     study_dir, out = study_dir.expanduser().resolve(), out.expanduser().resolve()
     study = StudyFolder(study_dir)
     manifest = read_manifest(study.ensemble_json)
     check_folder_target(out, EXPORT_MARKER, {"study folder": study_dir})
-    manifest["models"] = models
-    manifest["ensemble_id"] = ensemble_id(manifest, models)
+    manifest.models = models
+    manifest.ensemble_id = ensemble_id(manifest, models)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         # a new, uniquely named folder beside out: the only things ever deleted are this and an export of ours
@@ -148,18 +148,18 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     except OSError as error:
         raise ValueError(f"out={out}: cannot write in {out.parent} ({error.strerror or error}); choose a place you may write") from None
     try:
-        gate = manifest.get("gate") or {}
+        gate = manifest.gate.members if manifest.gate is not None else []
         # the gate's classifiers always go as their fold models (refit covers the segmentation members)
-        groups = [("", manifest["members"], models), ("gate-", gate.get("members", []), "folds")]
+        groups = [("", manifest.members, models), ("gate-", gate, "folds")]
         for prefix, members, kind in groups:
             for i, member in enumerate(members):
                 # numbered: two candidates of one trial (snapshots) never share a folder
-                folder = Path(EXPORT_MEMBERS) / f"{prefix}{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member['trial_id'])}"
+                folder = Path(EXPORT_MEMBERS) / f"{prefix}{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', member.trial_id)}"
                 _copy_member(study_dir, staging, folder, member, kind)
         write_manifest(staging / ENSEMBLE_JSON, manifest)
         _write_code(staging)
         _write_readme(staging, manifest)
-        marker = {"ensemble_id": manifest["ensemble_id"], "models": models, "study": str(study_dir), "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        marker = {"ensemble_id": manifest.ensemble_id, "models": models, "study": str(study_dir), "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(staging / EXPORT_MARKER, marker)
         record_export(study, manifest, out)
         _swap_into_place(staging, out)
@@ -168,25 +168,19 @@ def export(study_dir: Path, out: Path, models: str = "folds") -> dict[str, Any]:
     return manifest
 
 
-def record_export(study: StudyFolder, manifest: dict[str, Any], out: Path) -> None:
+def record_export(study: StudyFolder, manifest: Manifest, out: Path) -> None:
     """``<study>/ensembles.json``: every exported ensemble by id, so a leaderboard score can find its OOF scores."""
     records = read_json_file(study.ensembles_json) if study.ensembles_json.is_file() else {}
-    records[manifest["ensemble_id"]] = {
-        "models": manifest["models"],
-        "oof_score": manifest["oof_score"],
-        "nested_score": nested_score(manifest),
-        "members": {m["trial_id"]: m["weight"] for m in manifest["members"]},
-        "expected_seconds": manifest["budget"]["expected_seconds"],
+    records[manifest.ensemble_id] = {
+        "models": manifest.models,
+        "oof_score": manifest.oof_score,
+        "nested_score": manifest.nested_score,
+        "members": {m.trial_id: m.weight for m in manifest.members},
+        "expected_seconds": manifest.budget["expected_seconds"],
         "out": str(out),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(study.ensembles_json, records)
-
-
-def nested_score(manifest: dict[str, Any]) -> float | None:
-    """The nested (honest) estimate, where the selection wrote one (``nested=false`` leaves it null)."""
-    value = manifest.get("nested_score")
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
@@ -219,7 +213,7 @@ def main(argv: list[str]) -> int:
             raise ValueError("register must name a model, e.g. register=severstal-ensemble")
         out = Path(args["out"]).expanduser().resolve()
         manifest = export(Path(args["study"]), out, args.get("models", "folds"))
-        print(f"Exported ensemble {manifest['ensemble_id']} ({manifest['models']} models) to {out}")
+        print(f"Exported ensemble {manifest.ensemble_id} ({manifest.models} models) to {out}")
         if args.get("register"):
             from ensembling.pyfunc import log_export  # MLflow only when asked
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ensembling.budget import Budget
 from ensembling.classify import apply_temperature, blend
-from ensembling.manifest import _member
+from ensembling.manifest import Calibration, ClassSection, member_entry, read_manifest
 from ensembling.store import TrialRecord
 from trainables.data.study import Study, open_study
 
@@ -33,7 +33,7 @@ class GateSource:
 
     name: str  # the manifest's gate_source
     probs: np.ndarray
-    section: dict[str, Any]  # the manifest's "gate": members (checkpoints relative to the segmentation study), calibration
+    section: ClassSection  # the manifest's "gate": members (checkpoints relative to the segmentation study), calibration
     costs: list[tuple[float, dict[str, Any]]]  # per member: ms per image (all folds, TTA) and its cost.json
 
     def seconds(self, budget: Budget) -> float:
@@ -62,23 +62,22 @@ def _relative(path: Path, root: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(root).resolve())
 
 
-def _section(seg: Study, cls: Study, trials: list[TrialRecord], weights: list[float], temperature: float, source: str) -> dict[str, Any]:
+def _section(seg: Study, cls: Study, trials: list[TrialRecord], weights: list[float], temperature: float, source: str) -> ClassSection:
     members = []
     for trial, weight in zip(trials, weights, strict=True):
-        member = _member(cls, trial, weight)
-        member["checkpoints"] = [_relative(cls.root / c, seg.root) for c in member["checkpoints"]]
+        member = member_entry(cls, trial, weight)
+        member.checkpoints = [_relative(cls.root / c, seg.root) for c in member.checkpoints]
         members.append(member)
     k = int(cls.folder.class_truth().shape[1])
     names = [str(n) for n in cls.data.class_names] if len(cls.data.class_names) == k else [str(c) for c in range(1, k + 1)]
-    return {"source": source, "study": str(cls.root), "multi_label": True, "num_classes": k,
-            "class_names": names, "calibration": {"temperature": temperature, "thresholds": None}, "members": members}
+    return ClassSection(multi_label=True, num_classes=k, class_names=names, calibration=Calibration(temperature), members=members,
+                        source=source, study=str(cls.root))
 
 
 def gate_from_study(seg: Study, path: str | Path) -> GateSource:
     """The gate from a classification study: its selected ensemble, or else its best finished trial."""
-    from ensembling.select import usable_trials
     from ensembling.select_classes import class_candidates, class_task, is_classification, oof_probs
-    from ensembling.store import with_snapshots
+    from ensembling.store import usable_trials, with_snapshots
 
     cls = open_study(path)
     if not is_classification(cls):
@@ -92,17 +91,15 @@ def gate_from_study(seg: Study, path: str | Path) -> GateSource:
     source = f"study:{cls.root.name}"
     manifest_path = cls.folder.ensemble_json
     if manifest_path.is_file():
-        import json
-
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("kind") == "classification" and manifest.get("folds_hash") == cls.folds_hash:
+        manifest = read_manifest(manifest_path)
+        if manifest.is_classification and manifest.folds_hash == cls.folds_hash:
             by_id = {t.candidate_id: t for t in with_snapshots(usable_trials(cls))}
-            missing = [m["candidate_id"] for m in manifest["members"] if m["candidate_id"] not in by_id]
+            missing = [m.name for m in manifest.members if m.name not in by_id]
             if missing:
                 raise ValueError(f"gate={path}: its ensemble.json names {missing[0]}, which is not a usable finished trial; select that study again")
-            chosen = [by_id[m["candidate_id"]] for m in manifest["members"]]
-            weights = [float(m["weight"]) for m in manifest["members"]]
-            temperature = float(manifest["calibration"]["temperature"])
+            chosen = [by_id[m.name] for m in manifest.members]
+            weights = [m.weight for m in manifest.members]
+            temperature = manifest.calibration.temperature
             probs = apply_temperature(blend([oof_probs(t) for t in chosen], {i: w for i, w in enumerate(weights)}), temperature, True)
             print(f"Gate: {cls.root}'s selected ensemble ({len(chosen)} member(s), temperature {temperature:.3f})", flush=True)
             return GateSource(source, probs, _section(seg, cls, chosen, weights, temperature, source), [(t.ms_per_image, t.cost) for t in chosen])
@@ -116,8 +113,7 @@ def gate_from_trial(seg: Study, trial: TrialRecord) -> GateSource:
     from ensembling.select_classes import oof_probs
 
     source = f"trial:{trial.trial_id}"
-    member = _member(seg, trial, 1.0)
-    section = {"source": source, "study": str(seg.root), "multi_label": True, "num_classes": seg.data.num_classes,
-               "class_names": [str(c) for c in range(1, seg.data.num_classes + 1)],
-               "calibration": {"temperature": 1.0, "thresholds": None}, "members": [member]}
+    k = seg.data.num_classes
+    section = ClassSection(multi_label=True, num_classes=k, class_names=[str(c) for c in range(1, k + 1)], calibration=Calibration(),
+                           members=[member_entry(seg, trial, 1.0)], source=source, study=str(seg.root))
     return GateSource(source, oof_probs(trial), section, [(trial.ms_per_image, trial.cost)])

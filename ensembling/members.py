@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from ensembling.manifest import MemberEntry
 from trainables.config import TrialConfig, from_flat
 from trainables.contract import check_weights
 from trainables.models import build_model, load_weights
@@ -21,12 +21,12 @@ class Member:
     models: list[torch.nn.Module]
 
 
-def load_member(folder: Path, member: dict[str, Any], num_classes: int, device: torch.device) -> Member:
+def load_member(folder: Path, member: MemberEntry, num_classes: int, device: torch.device) -> Member:
     """A manifest member's checkpoints (paths relative to ``folder``) as eval models on ``device``."""
-    config = from_flat(TrialConfig, member["config"], where=f"{folder}: member {member['trial_id']}: ")
+    config = from_flat(TrialConfig, member.config, where=f"{folder}: member {member.trial_id}: ")
     models = []
-    for checkpoint in member["checkpoints"]:
+    for checkpoint in member.checkpoints:
         check_weights(folder / checkpoint)  # DamagedFile: one line naming the file
         model = build_model(config.model, num_classes, load_weights=False)
         models.append(load_weights(model, folder / checkpoint).to(device).eval())
-    return Member(weight=float(member["weight"]), tta=member["tta"], input_size=tuple(member["input_size"]), models=models)
+    return Member(weight=member.weight, tta=member.tta, input_size=member.input_size, models=models)

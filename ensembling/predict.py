@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
-from ensembling.manifest import read_manifest
+from ensembling.manifest import Manifest, read_manifest
 from ensembling.places import check_file_target
 from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
@@ -74,22 +74,22 @@ def predict(
     check_file_target(sidecar(out), {"export folder": model})
     began = time.perf_counter()
     manifest = read_manifest(model / ENSEMBLE_JSON)
-    if manifest.get("kind") == "classification":  # image labels: the sample's label or probability columns
+    if manifest.is_classification:  # image labels: the sample's label or probability columns
         record = predict_classes(manifest, model, images, sample, out, batch_size, device, workers)
         if bench:
             print(bench_lines(manifest, record["images"], record["predicting_seconds"], record["seconds"]))
         return record
     predictor = Predictor(model, device)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
-    if predictor.manifest.get("data", {}).get("format") in ("carvana", "folder"):
+    if predictor.manifest.data.get("format") in ("carvana", "folder"):
         own_sample = None if str(sample).lower() in ("", "none") else sample
-        return predict_into(predictor.manifest["data"], images, own_sample, out, predictor.masks, batch_size)
+        return predict_into(predictor.manifest.data, images, own_sample, out, predictor.masks, batch_size)
     # ---
     layout = read_sample(sample).for_classes(predictor.class_ids)
     unknown = sorted(set(layout.class_ids()) - set(predictor.class_ids))
     if unknown:
         raise ValueError(f"{sample}: ClassId {unknown[0]} is not one the model predicts ({predictor.class_ids})")
-    order = predictor.manifest["rle_order"]
+    order = predictor.manifest.rle_order
     wanted = set(layout.keys)
     rles: dict[tuple[str, int], str] = {}
     with ThreadPoolExecutor(max(workers, 1)) as pool:
@@ -110,9 +110,9 @@ def predict(
     seconds = time.perf_counter() - began
     manifest = predictor.manifest
     record = {
-        "ensemble_id": manifest.get("ensemble_id"),
-        "models": manifest.get("models", "folds"),
-        "oof_score": manifest.get("oof_score"),
+        "ensemble_id": manifest.ensemble_id,
+        "models": manifest.models,
+        "oof_score": manifest.oof_score,
         "submission_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "images": len(shapes),
         "seconds": seconds,
@@ -122,7 +122,7 @@ def predict(
     filled = sum(1 for rle in rles.values() if rle)
     print(f"Wrote {out}: {len(frame)} rows, {filled} with a mask, {len(shapes)} images in {seconds:.1f} s")
     if predictor.gate is not None:
-        expected = (manifest.get("gate") or {}).get("segmented_share")
+        expected = predictor.gate.section.segmented_share
         print(f"Gate: segmented {predictor.segmented} of {len(shapes)} images, the rest judged clean in every class"
               + (f" (OOF: {expected:.1%} segmented)" if isinstance(expected, float) else ""))
     if bench:
@@ -130,9 +130,9 @@ def predict(
     return record
 
 
-def bench_lines(manifest: dict[str, Any], images: int, predicting: float, total: float) -> str:
+def bench_lines(manifest: Manifest, images: int, predicting: float, total: float) -> str:
     """Seconds per image (models only, and the whole command), projected to the budget's image count."""
-    budget = manifest.get("budget") or {}
+    budget = manifest.budget
     count = int(budget.get("images", images))
     per_image, per_image_all = predicting / max(images, 1), total / max(images, 1)
     lines = [

@@ -25,15 +25,16 @@ from ensembling.class_submission import (
     validate_class_submission,
     write_class_submission,
 )
+from ensembling.manifest import Manifest
 from ensembling.read_ahead import read_ahead
 from trainables.atomic import write_json
 from trainables.contract import sidecar
 from trainables.data.images import read_rgb
 
 
-def predict_classes(manifest: dict[str, Any], model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:
+def predict_classes(manifest: Manifest, model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:
     began = time.perf_counter()
-    names = list(manifest["class_names"])
+    names = list(manifest.class_names)
     layout = read_class_sample(sample, names)
     if not images.is_dir():
         raise FileNotFoundError(f"images={images}: image folder not found")
@@ -58,9 +59,9 @@ def predict_classes(manifest: dict[str, Any], model: Path, images: Path, sample:
     write_class_submission(frame, out)
     seconds = time.perf_counter() - began
     record = {
-        "ensemble_id": manifest.get("ensemble_id"),
-        "models": manifest.get("models", "folds"),
-        "oof_score": manifest.get("oof_score"),
+        "ensemble_id": manifest.ensemble_id,
+        "models": manifest.models,
+        "oof_score": manifest.oof_score,
         "submission_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "images": len(files),
         "seconds": seconds,

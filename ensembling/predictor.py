@@ -35,13 +35,13 @@ class Predictor:
         self.manifest = read_manifest(self.folder / ENSEMBLE_JSON)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.num_classes = int(self.manifest["num_classes"])
-        self.class_ids: list[int] = list(self.manifest["class_ids"])
-        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in self.manifest["members"]]
+        self.num_classes = self.manifest.num_classes
+        self.class_ids: list[int] = list(self.manifest.class_ids)
+        self.members = [load_member(self.folder, m, self.num_classes, self.device) for m in self.manifest.members]
         # the classifier gate (ensembling.gate_study): run before the masks; images it judges clean are not segmented
-        section = self.manifest.get("gate")
+        section = self.manifest.gate
         self.gate = None if section is None else ClassPredictor(self.folder, section, self.device, self.bf16)
-        post = self.manifest.get("postprocessing") or {}  # read when masks are post-processed; checked there
+        post = self.manifest.postprocessing  # read when masks are post-processed; checked there
         source = post.get("gate_source", GATE_BLEND_MAX)
         if self.gate is None and source != GATE_BLEND_MAX:
             raise ValueError(f"{self.folder}: the gate was tuned on {source}, but the ensemble carries no classifier; select and export again")
@@ -77,7 +77,7 @@ class Predictor:
 
     def postprocess(self, probs: np.ndarray, image_probs: np.ndarray | None = None) -> np.ndarray:
         """(C, H, W) probabilities of one image to its 0/1 masks, as tuned on OOF (``image_probs``: the gate's (C,))."""
-        return apply_steps(probs, self.manifest["postprocessing"], image_probs)
+        return apply_steps(probs, self.manifest.postprocessing, image_probs)
 
     def masks(self, images: list[np.ndarray]) -> Iterator[np.ndarray]:
         """Post-processed 0/1 masks (C, H, W) per image, at each image's own size.

@@ -36,7 +36,7 @@ class EnsembleModel(PythonModel):
 
         folder = Path(context.artifacts["export"])
         manifest = read_manifest(folder / ENSEMBLE_JSON)
-        if manifest.get("kind") == "classification":
+        if manifest.is_classification:
             from ensembling.class_predictor import load_class_predictor
 
             self.classes = load_class_predictor(folder, manifest)
@@ -86,15 +86,15 @@ def log_export(study_dir: Path, export_dir: Path, name: str) -> str:
     tracking = StudyFolder(study_dir).read_config().get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study_dir.name)
     code = export_dir / EXPORT_CODE
-    with mlflow.start_run(run_name=f"export {manifest['ensemble_id']}"):
-        mlflow.set_tags({"study": str(study_dir), "kind": "export", "ensemble_id": manifest["ensemble_id"], "models": manifest["models"]})
-        mlflow.log_metric("oof_score", float(manifest["oof_score"]))
+    with mlflow.start_run(run_name=f"export {manifest.ensemble_id}"):
+        mlflow.set_tags({"study": str(study_dir), "kind": "export", "ensemble_id": manifest.ensemble_id, "models": manifest.models})
+        mlflow.log_metric("oof_score", manifest.oof_score)
         info = mlflow.pyfunc.log_model(
             name="ensemble",
             python_model=EnsembleModel(),
             artifacts={"export": str(export_dir)},
             code_paths=[str(p) for p in sorted(code.iterdir()) if p.is_dir()],
-            signature=signature(int(manifest["num_classes"]), labels=manifest.get("kind") == "classification"),
+            signature=signature(manifest.num_classes, labels=manifest.is_classification),
             pip_requirements=_pinned(),
             registered_model_name=name,
         )

@@ -33,10 +33,11 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
 
     from trainables.data.study import open_study
     from trainables.epochs import train_all
-    from trainables.fit import parse_config, pick_device
+    from trainables.fit import pick_device
     from trainables.loop import autocast_dtype
     from trainables.models import save_weights
     from trainables.preprocess import MULTIPLE, scaled_size
+    from trainables.validate import parse_config
 
     cfg = parse_config(config)
     if threads or cfg.train.threads:
@@ -70,15 +71,15 @@ def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dic
     study = StudyFolder(study_dir)
     manifest = read_manifest(study.ensemble_json)
     todo: list[tuple[str, dict[str, Any]]] = []
-    for member in manifest["members"]:
-        if any(member["trial_id"] == trial_id for trial_id, _ in todo):
+    for member in manifest.members:
+        if any(member.trial_id == trial_id for trial_id, _ in todo):
             continue  # two candidates of one trial (snapshots) share its config: one refit
-        trial = study.trial(member["trial_id"])
+        trial = study.trial(member.trial_id)
         done = trial.refit_metrics.is_file() and trial.refit_weights.is_file()
-        if done and not force and read_json_file(trial.refit_metrics).get("config") == member["config"]:
-            print(f"  {member['trial_id']}: already refit, kept (force=true to train again)")
+        if done and not force and read_json_file(trial.refit_metrics).get("config") == member.config:
+            print(f"  {member.trial_id}: already refit, kept (force=true to train again)")
             continue
-        todo.append((member["trial_id"], member["config"]))
+        todo.append((member.trial_id, member.config))
     return todo
 
 

@@ -11,8 +11,7 @@ an MLflow run under the study's search run.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mlflow
@@ -25,32 +24,13 @@ from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_ar
 from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
-from ensembling.manifest import build_manifest, write_manifest
+from ensembling.manifest import Manifest, build_manifest, write_manifest
 from ensembling.nested import NESTED_SPLITS, Nested, nested_estimate, nested_words, outer_parts
-from ensembling.store import TrialRecord, scan_trials, with_snapshots
-from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from ensembling.store import TrialRecord, usable_trials, with_snapshots
+from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from trainables.data.study import Study, open_study
 from trainables.metrics import get_metric
 from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
-
-
-def usable_trials(study: Study) -> list[TrialRecord]:
-    """Finished, undamaged trials that predicted every image of this study's split.
-
-    Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
-    is left is it an error.
-    """
-    scan = scan_trials(study.root)
-    for problem in scan.problems:
-        print(problem, flush=True)
-    trials = [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
-    if not trials:
-        damaged = f" ({len(scan.problems)} damaged, listed above)" if scan.problems else ""
-        raise ValueError(
-            f"{study.root}: no usable finished trial covers every fold of this split{damaged}; "
-            "run `python -m search.run` with train.folds unset first"
-        )
-    return trials
 
 
 @dataclass
@@ -179,7 +159,7 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
     return GreedyConfig(**{field: args[key] for key, field in keys.items() if key in args})
 
 
-def run(args: dict[str, Any]) -> dict[str, Any]:
+def run(args: dict[str, Any]) -> Manifest:
     study = open_study(args["study"])
     from ensembling.select_classes import is_classification, run_classes
 
@@ -207,7 +187,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
                  "nested_split": None if outcome.nested is None else args.get("nested.split", "images")}
     manifest = build_manifest(study, trials, selection, tuned, budget_record, trials[best], singles[best], estimates)
     if outcome.gate is not None:
-        manifest["gate"] = {**outcome.gate.section, "seconds": gate_seconds, "segmented_share": outcome.share}
+        manifest.gate = replace(outcome.gate.section, seconds=gate_seconds, segmented_share=outcome.share)
     write_manifest(study.folder.ensemble_json, manifest)
     print(report(manifest, outcome, budget))
     print(f"Wrote {study.folder.ensemble_json}")
@@ -216,68 +196,58 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def report(manifest: dict[str, Any], outcome: Outcome, budget: Budget) -> str:
+def report(manifest: Manifest, outcome: Outcome, budget: Budget) -> str:
     trials, singles, best = outcome.trials, outcome.singles, outcome.best_single
-    lines = [f"Metric: {manifest['metric']}.  Budget: {budget.describe()}"]
+    lines = [f"Metric: {manifest.metric}.  Budget: {budget.describe()}"]
     overall = max(range(len(trials)), key=lambda i: singles[i])
     if overall != best:
         lines.append(f"Best single candidate: {trials[overall].candidate_id}  OOF {singles[overall]:.4f}, over the budget ({outcome.costs[overall]:.0f} s)")
     lines.append(f"Best single candidate within the budget: {trials[best].candidate_id}  OOF {singles[best]:.4f}")
-    lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest['oof_score']:.4f}")
-    if manifest["nested_score"] is not None:
-        folds = ", ".join(f"{s:.4f}" for s in manifest["nested_fold_scores"])
-        lines.append(f"Nested estimate ({nested_words(manifest.get('nested_split'))}): {manifest['nested_score']:.4f}  [{folds}]")
-    for member in manifest["members"]:
-        lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
+    lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest.oof_score:.4f}")
+    if manifest.nested_score is not None:
+        folds = ", ".join(f"{s:.4f}" for s in manifest.nested_fold_scores or [])
+        lines.append(f"Nested estimate ({nested_words(manifest.nested_split)}): {manifest.nested_score:.4f}  [{folds}]")
+    for member in manifest.members:
+        lines.append(f"  {member.name:<26} weight {member.weight:.3f}  single OOF {member.oof_score:.4f}")
     lines.append(describe_postprocessing(manifest))
-    if "gate" in manifest:
-        gate = manifest["gate"]
-        lines.append(f"Gate {gate['source']}: {len(gate['members'])} classifier member(s), {gate['seconds']:.0f} s; "
-                     f"segments {gate['segmented_share']:.1%} of images (the rest judged clean in every class)")
-    lines.append(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
+    if manifest.gate is not None:
+        gate = manifest.gate
+        lines.append(f"Gate {gate.source}: {len(gate.members)} classifier member(s), {gate.seconds or 0.0:.0f} s; "
+                     f"segments {gate.segmented_share or 0.0:.1%} of images (the rest judged clean in every class)")
+    lines.append(f"Expected {manifest.budget['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
     lines.append("Best OOF score within seconds: " + "  ".join(f"{s:.0f}s:{v:.4f}" for s, v in outcome.curve))
     return "\n".join(lines)
 
 
-def describe_postprocessing(manifest: dict[str, Any]) -> str:
+def describe_postprocessing(manifest: Manifest) -> str:
     """One line per class: what each step does, or that predicting nothing scored best."""
-    post = manifest["postprocessing"]
-    lines = [f"  class {class_id}: {text}  OOF {manifest['class_scores'][c]:.4f}" for c, (class_id, text) in enumerate(zip(manifest["class_ids"], post["described"], strict=True))]
+    post, class_scores = manifest.postprocessing, manifest.class_scores or []
+    lines = [f"  class {class_id}: {text}  OOF {class_scores[c]:.4f}" for c, (class_id, text) in enumerate(zip(manifest.class_ids, post["described"], strict=True))]
     stages = "  ".join(f"{k} {v:.4f}" for k, v in post["stage_scores"].items())
     return f"Post-processing per class (steps {', '.join(post['steps'])}; gate from {post['gate_source']}; by stage: {stages}):\n" + "\n".join(lines)
 
 
-def parent_run_id(study: Study) -> str | None:
-    """The study's search run (tags kind=search and study=this folder), newest first."""
-    runs = mlflow.search_runs(filter_string="tags.kind = 'search'", order_by=["start_time DESC"], output_format="list")
-    for run in runs:
-        tag = run.data.tags.get("study")
-        if tag and Path(tag).resolve() == study.root.resolve():
-            return run.info.run_id
-    return None
-
-
-def _log_mlflow(study: Study, manifest: dict[str, Any], outcome: Outcome) -> None:
+def _log_mlflow(study: Study, manifest: Manifest, outcome: Outcome) -> None:
     raw = study.folder.read_config()
     tracking = raw.get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)
     parent = parent_run_id(study)
     tags = {"study": str(study.root), "kind": "select", **({"mlflow.parentRunId": parent} if parent else {})}
     with mlflow.start_run(run_name=f"select {study.root.name}", tags=tags):
-        members = [m["candidate_id"] for m in manifest["members"]]
-        weights = {m["candidate_id"]: round(m["weight"], 4) for m in manifest["members"]}
-        mlflow.log_params(clean_params({**{k: v for k, v in manifest["budget"].items() if k != "curve"}, "metric": manifest["metric"],
-                                        "members": members, "weights": weights, "postprocessing": manifest["postprocessing"]["per_class"],
-                                        "nested_split": manifest.get("nested_split")}))
-        mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "nested_score": manifest["nested_score"],
-                                    "best_single_oof_score": manifest["best_single"]["oof_score"],
-                                    **{f"oof_class{c}": s for c, s in zip(manifest["class_ids"], manifest["class_scores"], strict=True)}}))
-        mlflow.log_table({"class": manifest["class_ids"], "oof_score": manifest["class_scores"], "postprocessing": manifest["postprocessing"]["described"]}, "per_class.json")
+        members = [m.name for m in manifest.members]
+        weights = {m.name: round(m.weight, 4) for m in manifest.members}
+        mlflow.log_params(clean_params({**{k: v for k, v in manifest.budget.items() if k != "curve"}, "metric": manifest.metric,
+                                        "members": members, "weights": weights, "postprocessing": manifest.postprocessing["per_class"],
+                                        "nested_split": manifest.nested_split}))
+        mlflow.log_metrics(numeric({"oof_score": manifest.oof_score, "nested_score": manifest.nested_score,
+                                    "best_single_oof_score": manifest.best_single["oof_score"],
+                                    **{f"oof_class{c}": s for c, s in zip(manifest.class_ids, manifest.class_scores or [], strict=True)}}))
+        mlflow.log_table({"class": manifest.class_ids, "oof_score": manifest.class_scores, "postprocessing": manifest.postprocessing["described"]}, "per_class.json")
         mlflow.log_figure(curve_figure(outcome.curve, manifest), "budget_curve.png")
         mlflow.log_artifact(str(study.folder.ensemble_json))
 
 
-def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  # type: ignore[no-untyped-def]
+def curve_figure(points: list[tuple[float, float]], manifest: Manifest):  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,9 +256,10 @@ def curve_figure(points: list[tuple[float, float]], manifest: dict[str, Any]):  
     figure, axes = plt.subplots(figsize=(6, 4))
     xs, ys = zip(*points, strict=True)
     axes.step(xs, ys, where="post", marker="o")
-    axes.axvline(manifest["budget"]["seconds"] - manifest["budget"]["fixed_seconds"], color="grey", linestyle="--", label="budget for members")
-    axes.set_xlabel(f"seconds for {manifest['budget']['images']} images on {manifest['budget']['device']} (models only)")
-    axes.set_ylabel(f"best OOF {manifest['metric']}")
+    budget = manifest.budget
+    axes.axvline(budget["seconds"] - budget["fixed_seconds"], color="grey", linestyle="--", label="budget for members")
+    axes.set_xlabel(f"seconds for {budget['images']} images on {budget['device']} (models only)")
+    axes.set_ylabel(f"best OOF {manifest.metric}")
     axes.legend()
     figure.tight_layout()
     return figure

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from ensembling.budget import Budget, curve
 from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
-from ensembling.manifest import FORMAT_VERSION, _member, write_manifest
+from ensembling.manifest import FORMAT_VERSION, Calibration, ClassSection, Manifest, member_entry, write_manifest
 from ensembling.nested import nested_words, outer_parts
 from ensembling.store import TrialRecord, with_snapshots
-from ensembling.tracking import clean_params, numeric, resolve_uri, use_experiment
+from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from trainables.class_metrics import default_metric, get_class_metric, is_class_metric, list_class_metrics, oriented
 from trainables.contract import CLASSIFICATION
 from trainables.data.study import Study
@@ -140,38 +140,41 @@ def knob_notes(task: ClassTask) -> dict[str, str]:
     return {"temperature": t, "thresholds": th}
 
 
-def build_class_manifest(study: Study, task: ClassTask, outcome: ClassOutcome, budget_record: dict[str, Any]) -> dict[str, Any]:
+def build_class_manifest(study: Study, task: ClassTask, outcome: ClassOutcome, budget_record: dict[str, Any], nested_split: str) -> Manifest:
     metric = get_class_metric(task.metric, task.multi_label)
     trials, selection, tuned = outcome.trials, outcome.selection, outcome.tuned
-    members = [_member(study, trials[i], w) for i, w in selection.weights.items()]
+    members = [member_entry(study, trials[i], w) for i, w in selection.weights.items()]
     for member, i in zip(members, selection.weights, strict=True):
-        member["oof_score"] = oriented(task.metric, outcome.singles[i])  # the candidate's tuned score, in the metric's own sign
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": CLASSIFICATION,
-        "multi_label": task.multi_label,
-        "study": str(study.root),
-        "folds_hash": study.folds_hash,
-        "num_classes": len(task.class_names),
-        "class_names": task.class_names,
-        "image_shape": list(study.data.shape),
-        "members": members,
-        "metric": task.metric,
-        "higher_is_better": metric.higher_is_better,
-        "calibration": tuned.to_manifest(),
-        "knobs": knob_notes(task),
-        "postprocessing": tuned.to_manifest(),  # what ensemble_id hashes
-        "oof_score": tuned.score,
-        "class_scores": tuned.class_scores,
-        "nested_score": None if outcome.nested is None else float(np.mean(outcome.nested)),
-        "nested_fold_scores": outcome.nested,
-        "best_single": {"trial_id": trials[outcome.best_single].candidate_id, "oof_score": oriented(task.metric, outcome.singles[outcome.best_single])},
-        "budget": budget_record,
-        "history": [{"members": {trials[i].candidate_id: c for i, c in counts.items()}, "score": oriented(task.metric, s)} for counts, s in selection.history],
-    }
+        member.oof_score = oriented(task.metric, outcome.singles[i])  # the candidate's tuned score, in the metric's own sign
+    knobs = tuned.to_manifest()
+    calibration = Calibration(temperature=knobs["temperature"], thresholds=knobs["thresholds"], class_weights=knobs["class_weights"])
+    classes = ClassSection(multi_label=task.multi_label, num_classes=len(task.class_names), class_names=list(task.class_names),
+                           calibration=calibration, members=members)
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        kind=CLASSIFICATION,
+        classes=classes,
+        study=str(study.root),
+        folds_hash=study.folds_hash,
+        num_classes=len(task.class_names),
+        image_shape=list(study.data.shape),
+        members=members,
+        metric=task.metric,
+        higher_is_better=metric.higher_is_better,
+        knobs=knob_notes(task),
+        postprocessing=knobs,  # what ensemble_id hashes
+        oof_score=tuned.score,
+        class_scores=tuned.class_scores,
+        nested_score=None if outcome.nested is None else float(np.mean(outcome.nested)),
+        nested_fold_scores=outcome.nested,
+        nested_split=None if outcome.nested is None else nested_split,
+        best_single={"trial_id": trials[outcome.best_single].candidate_id, "oof_score": oriented(task.metric, outcome.singles[outcome.best_single])},
+        budget=budget_record,
+        history=[{"members": {trials[i].candidate_id: c for i, c in counts.items()}, "score": oriented(task.metric, s)} for counts, s in selection.history],
+    )
 
 
-def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], config: GreedyConfig) -> dict[str, Any]:
+def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], config: GreedyConfig) -> Manifest:
     task = class_task(study)
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
@@ -185,8 +188,7 @@ def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], c
     shown = [(s, oriented(task.metric, v)) for s, v in outcome.curve]
     budget_record = {"seconds": budget.seconds, "images": budget.images, "device": budget.device, "expected_seconds": expected,
                      "fixed_seconds": budget.fixed_seconds, "curve": shown}
-    manifest = build_class_manifest(study, task, outcome, budget_record)
-    manifest["nested_split"] = None if outcome.nested is None else split
+    manifest = build_class_manifest(study, task, outcome, budget_record, split)
     write_manifest(study.folder.ensemble_json, manifest)
     print(class_report(manifest, outcome, budget))
     print(f"Wrote {study.folder.ensemble_json}")
@@ -195,47 +197,45 @@ def run_classes(study: Study, trials: list[TrialRecord], args: dict[str, Any], c
     return manifest
 
 
-def class_report(manifest: dict[str, Any], outcome: ClassOutcome, budget: Budget) -> str:
+def class_report(manifest: Manifest, outcome: ClassOutcome, budget: Budget) -> str:
     trials, best = outcome.trials, outcome.best_single
     def sign(value: float) -> float:
-        return oriented(manifest["metric"], value)
+        return oriented(manifest.metric, value)
 
-    kind = "multi-label" if manifest["multi_label"] else "single-label"
-    lines = [f"Classification ({kind}, {manifest['num_classes']} classes). Metric: {manifest['metric']} "
-             f"({'higher' if manifest['higher_is_better'] else 'lower'} is better).  Budget: {budget.describe()}"]
+    kind = "multi-label" if manifest.multi_label else "single-label"
+    lines = [f"Classification ({kind}, {manifest.num_classes} classes). Metric: {manifest.metric} "
+             f"({'higher' if manifest.higher_is_better else 'lower'} is better).  Budget: {budget.describe()}"]
     lines.append(f"Best single candidate within the budget: {trials[best].candidate_id}  OOF {sign(outcome.singles[best]):.4f}")
-    lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest['oof_score']:.4f}")
-    if manifest["nested_score"] is not None:
-        folds = ", ".join(f"{s:.4f}" for s in manifest["nested_fold_scores"])
-        lines.append(f"Nested estimate ({nested_words(manifest.get('nested_split'))}): {manifest['nested_score']:.4f}  [{folds}]")
-    for member in manifest["members"]:
-        lines.append(f"  {member['candidate_id']:<26} weight {member['weight']:.3f}  single OOF {member['oof_score']:.4f}")
-    calibration = manifest["calibration"]
-    lines.append(f"Temperature {calibration['temperature']:.3f} ({manifest['knobs']['temperature']}); thresholds: {manifest['knobs']['thresholds']}")
-    if calibration.get("class_weights") is not None:
-        lines.append("  weights on the argmax: " + ", ".join(f"{n} x{w:.2f}" for n, w in zip(manifest["class_names"], calibration["class_weights"], strict=True)))
-    if calibration["thresholds"] is not None:
-        lines += [f"  {name}: p >= {t:.3f}" + (f"  OOF {s:.4f}" if manifest["class_scores"] else "")
-                  for name, t, s in zip(manifest["class_names"], calibration["thresholds"], manifest["class_scores"] or [0.0] * manifest["num_classes"], strict=True)]
-    lines.append(f"Expected {manifest['budget']['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
-    lines.append("Best OOF score within seconds: " + "  ".join(f"{s:.0f}s:{v:.4f}" for s, v in manifest["budget"]["curve"]))
+    lines.append(f"Ensemble: {len(outcome.selection.counts)} member(s), {sum(outcome.selection.counts.values())} picks  OOF {manifest.oof_score:.4f}")
+    if manifest.nested_score is not None:
+        folds = ", ".join(f"{s:.4f}" for s in manifest.nested_fold_scores or [])
+        lines.append(f"Nested estimate ({nested_words(manifest.nested_split)}): {manifest.nested_score:.4f}  [{folds}]")
+    for member in manifest.members:
+        lines.append(f"  {member.name:<26} weight {member.weight:.3f}  single OOF {member.oof_score:.4f}")
+    calibration = manifest.calibration
+    lines.append(f"Temperature {calibration.temperature:.3f} ({manifest.knobs['temperature']}); thresholds: {manifest.knobs['thresholds']}")
+    if calibration.class_weights is not None:
+        lines.append("  weights on the argmax: " + ", ".join(f"{n} x{w:.2f}" for n, w in zip(manifest.class_names, calibration.class_weights, strict=True)))
+    if calibration.thresholds is not None:
+        lines += [f"  {name}: p >= {t:.3f}" + (f"  OOF {s:.4f}" if manifest.class_scores else "")
+                  for name, t, s in zip(manifest.class_names, calibration.thresholds, manifest.class_scores or [0.0] * manifest.num_classes, strict=True)]
+    lines.append(f"Expected {manifest.budget['expected_seconds']:.0f} s for {budget.images} images (budget {budget.seconds:.0f} s)")
+    lines.append("Best OOF score within seconds: " + "  ".join(f"{s:.0f}s:{v:.4f}" for s, v in manifest.budget["curve"]))
     return "\n".join(lines)
 
 
-def _log_mlflow(study: Study, manifest: dict[str, Any]) -> None:
-    from ensembling.select import parent_run_id
-
+def _log_mlflow(study: Study, manifest: Manifest) -> None:
     raw = study.folder.read_config()
     tracking = raw.get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)
     parent = parent_run_id(study)
     tags = {"study": str(study.root), "kind": "select", **({"mlflow.parentRunId": parent} if parent else {})}
     with mlflow.start_run(run_name=f"select {study.root.name}", tags=tags):
-        mlflow.log_params(clean_params({**{k: v for k, v in manifest["budget"].items() if k != "curve"}, "metric": manifest["metric"],
-                                        "members": [m["candidate_id"] for m in manifest["members"]],
-                                        "weights": {m["candidate_id"]: round(m["weight"], 4) for m in manifest["members"]},
-                                        "temperature": manifest["calibration"]["temperature"], "thresholds": manifest["calibration"]["thresholds"],
-                                        "nested_split": manifest.get("nested_split")}))
-        mlflow.log_metrics(numeric({"oof_score": manifest["oof_score"], "nested_score": manifest["nested_score"],
-                                    "best_single_oof_score": manifest["best_single"]["oof_score"]}))
+        mlflow.log_params(clean_params({**{k: v for k, v in manifest.budget.items() if k != "curve"}, "metric": manifest.metric,
+                                        "members": [m.name for m in manifest.members],
+                                        "weights": {m.name: round(m.weight, 4) for m in manifest.members},
+                                        "temperature": manifest.calibration.temperature, "thresholds": manifest.calibration.thresholds,
+                                        "nested_split": manifest.nested_split}))
+        mlflow.log_metrics(numeric({"oof_score": manifest.oof_score, "nested_score": manifest.nested_score,
+                                    "best_single_oof_score": manifest.best_single["oof_score"]}))
         mlflow.log_artifact(str(study.folder.ensemble_json))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from trainables.contract import (
     open_array,
     read_json_file,
 )
+
+if TYPE_CHECKING:
+    from trainables.data.study import Study
 
 
 @dataclass(frozen=True)
@@ -168,3 +171,22 @@ def with_snapshots(trials: list[TrialRecord], problems: list[str] | None = None,
                 continue
             out.append(record)
     return out
+
+
+def usable_trials(study: Study) -> list[TrialRecord]:
+    """Finished, undamaged trials that predicted every image of this study's split.
+
+    Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
+    is left is it an error.
+    """
+    scan = scan_trials(study.root)
+    for problem in scan.problems:
+        print(problem, flush=True)
+    trials = [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    if not trials:
+        damaged = f" ({len(scan.problems)} damaged, listed above)" if scan.problems else ""
+        raise ValueError(
+            f"{study.root}: no usable finished trial covers every fold of this split{damaged}; "
+            "run `python -m search.run` with train.folds unset first"
+        )
+    return trials

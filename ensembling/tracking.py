@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
+
+if TYPE_CHECKING:
+    from trainables.data.study import Study
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -45,3 +48,13 @@ def clean_params(params: dict[str, Any]) -> dict[str, str]:
 
 def numeric(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def parent_run_id(study: Study) -> str | None:
+    """The study's search run (tags kind=search and study=this folder), newest first."""
+    runs = mlflow.search_runs(filter_string="tags.kind = 'search'", order_by=["start_time DESC"], output_format="list")
+    for run in runs:
+        tag = run.data.tags.get("study")
+        if tag and Path(tag).resolve() == study.root.resolve():
+            return run.info.run_id
+    return None

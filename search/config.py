@@ -221,7 +221,7 @@ def _check(config: SearchConfig) -> None:
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:
     """Build a trial config for each value a space names, so a bad name fails now, not in a trial."""
-    from trainables.fit import parse_config
+    from trainables.validate import parse_config
 
     parse_config(fixed)
     for key, spec in search.items():

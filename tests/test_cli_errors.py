@@ -79,7 +79,7 @@ def test_export_without_an_ensemble(capsys: pytest.CaptureFixture[str], tmp_path
 def test_predict_names_a_missing_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    manifest = {"format_version": 1, "num_classes": 4, "class_ids": [1, 2, 3, 4], "members": [], "rle_order": "F"}
+    manifest = {"format_version": 1, "num_classes": 4, "class_ids": [1, 2, 3, 4], "members": [], "rle_order": "F", "metric": "dice_pairs", "oof_score": 0.5}
     (model / "ensemble.json").write_text(json.dumps(manifest))
     (tmp_path / "images").mkdir()
     sample = tmp_path / "sample.csv"

@@ -1,6 +1,6 @@
 """One trial: a sampled config trained on the study's folds, reported every epoch, its folder written.
 
-The config is validated once (:func:`parse_config`), the model family's output picks the task (masks or
+The config is validated once (``trainables/validate.py``), the model family's output picks the task (masks or
 image labels, ``trainables/tasks``) and ``trainables/epochs.py`` trains every fold side by side in the one
 loop both tasks share. Each report carries train and validation loss, the tuned score and each class's,
 the learning rate and images per second, and a checkpoint with every fold's full training state; a
@@ -19,62 +19,18 @@ from typing import Any
 
 import torch
 
-from trainables.augment import get_augment
 from trainables.checkpoint import resume
-from trainables.config import TrialConfig, from_flat, read_yaml, split_words, to_flat
+from trainables.config import read_yaml, split_words, to_flat
 from trainables.data.study import open_study
 from trainables.epochs import Reporter, train_folds
 from trainables.errors import exit_status
 from trainables.gpu import free_memory
 from trainables.loop import FoldRun, autocast_dtype, make_fold_run
 from trainables.losses import check_loss
-from trainables.models import MASKS, check_model_config, check_output_size, output_kind
-from trainables.optim import SCHEDULES, cycle_ends, make_optimizer
+from trainables.models import MASKS, check_output_size, output_kind
 from trainables.preprocess import MULTIPLE, scaled_size
 from trainables.tasks import task_for
-from trainables.tta import views
-
-
-def parse_config(config: dict[str, Any]) -> TrialConfig:
-    """Validate a sampled config once, before any data is read."""
-    cfg = from_flat(TrialConfig, config, where="trial config: ")
-    _check_ranges(cfg)
-    check_model_config(cfg.model)
-    check_loss(cfg.train.loss, cfg.train.class_weights)
-    get_augment(cfg.train.augment, ops=cfg.train.augment_ops)
-    SCHEDULES.get(cfg.train.schedule)
-    make_optimizer(cfg.train.optimizer, torch.nn.Linear(1, 1), 1e-3, 0.0, cfg.train.momentum)
-    autocast_dtype(cfg.train.precision, torch.device("cpu"))
-    if cfg.train.schedule == "cyclic":
-        cycle_ends(cfg.train.epochs, cfg.train.cycles)
-    views(cfg.tta)
-    return cfg
-
-
-def _check_ranges(cfg: TrialConfig) -> None:
-    t = cfg.train
-    rules = [
-        ("train.epochs", t.epochs, t.epochs >= 1, ">= 1"),
-        ("train.batch_size", t.batch_size, t.batch_size >= 1, ">= 1"),
-        ("train.min_steps", t.min_steps, t.min_steps >= 0, ">= 0 (0: train.batch_size whatever the data size)"),
-        ("train.lr", t.lr, t.lr > 0, "> 0"),
-        ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
-        ("train.momentum", t.momentum, 0 <= t.momentum < 1, "in [0, 1)"),
-        ("train.scale", t.scale, 0 < t.scale <= 4, "in (0, 4]"),
-        ("train.warmup_epochs", t.warmup_epochs, t.warmup_epochs >= 0, ">= 0"),
-        ("train.cycles", t.cycles, t.cycles >= 1, ">= 1"),
-        ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (a decay such as 0.99; 0 for none)"),
-        ("train.accumulate", t.accumulate, t.accumulate >= 1, ">= 1"),
-        ("train.val_every", t.val_every, t.val_every >= 1, ">= 1"),
-        ("train.num_workers", t.num_workers, t.num_workers >= 0, ">= 0"),
-        ("train.threads", t.threads, t.threads >= 0, ">= 0"),
-        ("train.label_smoothing", t.label_smoothing, 0 <= t.label_smoothing < 1, "in [0, 1) (0.1 is usual)"),
-        ("train.mixup", t.mixup, t.mixup >= 0, ">= 0 (a Beta alpha such as 0.2; 0 for none)"),
-        ("train.cutmix", t.cutmix, t.cutmix >= 0, ">= 0 (a Beta alpha such as 1.0; 0 for none)"),
-    ]
-    for key, value, ok, rule in rules:
-        if not ok:
-            raise ValueError(f"trial config: {key} must be {rule}, got {value}")
+from trainables.validate import parse_config
 
 
 def pick_device() -> torch.device:

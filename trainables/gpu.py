@@ -24,12 +24,12 @@ MEMORY_KEYS = ("model.", "train.batch_size", "train.scale", "train.precision", "
 
 def peak_memory(config: dict[str, Any], classes: int, shape: tuple[int, int], device: torch.device) -> int:
     """Peak bytes allocated by two training steps of ``config`` (the second holds the optimizer state)."""
-    from trainables.fit import parse_config
     from trainables.loop import autocast, autocast_dtype
     from trainables.losses import get_loss, label_loss
     from trainables.models import MASKS, build_model, output_kind
     from trainables.optim import make_ema, make_optimizer
     from trainables.preprocess import MULTIPLE, scaled_size
+    from trainables.validate import parse_config
 
     cfg = parse_config(config)
     size = scaled_size(shape, cfg.train.scale, MULTIPLE)

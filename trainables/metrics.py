@@ -144,16 +144,6 @@ def best_postprocessing(
     )
 
 
-def tuned_score(probs_u8: np.ndarray, truth: np.ndarray, metric: str | None = None) -> PostProcessing:
-    """The score after the best per-class threshold and minimum area on the default grid, by ``metric``."""
-    if metric in (None, DEFAULT_METRIC):
-        return best_postprocessing(score_grid(probs_u8, truth))
-    from trainables.postprocess import tune_arrays  # it imports this module
-
-    tuned = tune_arrays(probs_u8, truth, metric, steps=["threshold", "min_area"], components_too=False)
-    return PostProcessing(tuned.thresholds, tuned.min_area_fractions, tuned.class_scores, tuned.score)
-
-
 def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Plain competition metric of binary masks (n, C, H, W): mean pair Dice, 1 when both are empty."""
     pred, truth = pred.astype(bool), truth.astype(bool)

@@ -40,8 +40,9 @@ def test_curve_keeps_the_best_score_within_each_time():
 @pytest.mark.parametrize("version", [1, 2])
 def test_manifests_of_both_formats_are_read(tmp_path, version):
     path = tmp_path / "ensemble.json"
-    path.write_text(json.dumps({"format_version": version, "members": []}))
-    assert read_manifest(path)["format_version"] == version
+    minimal = {"format_version": version, "members": [], "num_classes": 4, "metric": "dice_pairs", "oof_score": 0.5}
+    path.write_text(json.dumps(minimal))
+    assert read_manifest(path).format_version == version
     path.write_text(json.dumps({"format_version": 3}))
     with pytest.raises(ValueError, match=r"format_version must be one of \(1, 2\), got 3"):
         read_manifest(path)

@@ -82,7 +82,7 @@ def test_export_carries_the_classifier_and_predict_skips_clean_images(gated: tup
     assert "Gate: segmented " in capsys.readouterr().out
     predictor = Predictor(out, "cpu")
     images = [np.full((32, 64, 3), v, np.uint8) for v in (30, 120, 200)]
-    per_class = predictor.manifest["postprocessing"]["per_class"]
+    per_class = predictor.manifest.postprocessing["per_class"]
     for values in per_class:
         values["gate"] = 0.5  # every class gated: the classifier (p ~ 0) judges every image clean
     predictor.gates = [0.5] * predictor.num_classes

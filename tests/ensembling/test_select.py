@@ -65,12 +65,13 @@ def test_a_snapshot_equal_to_the_truth_is_chosen_alone_and_logged_under_the_sear
     with mlflow.start_run(run_name="search s", tags={"kind": "search", "study": str(study_dir)}) as parent:
         pass
     manifest = run({"study": str(study_dir), "budget.device": 1.0, "nested": True})
-    [member] = manifest["members"]
-    assert member["candidate_id"] == "t0/ema" and member["snapshot"] == "ema" and member["trial_id"] == "t0"
-    assert member["checkpoints"] == ["trials/t0/snapshots/ema/fold0/model.safetensors", "trials/t0/snapshots/ema/fold1/model.safetensors"]
-    assert manifest["metric"] == "iou_dataset" and manifest["oof_score"] == pytest.approx(1.0)
-    assert manifest["nested_score"] == pytest.approx(1.0) and len(manifest["nested_fold_scores"]) == 2
-    assert manifest["format_version"] == 2 and len(manifest["postprocessing"]["per_class"]) == 4
+    [member] = manifest.members
+    assert member.candidate_id == "t0/ema" and member.snapshot == "ema" and member.trial_id == "t0"
+    assert member.checkpoints == ["trials/t0/snapshots/ema/fold0/model.safetensors", "trials/t0/snapshots/ema/fold1/model.safetensors"]
+    assert manifest.metric == "iou_dataset" and manifest.oof_score == pytest.approx(1.0)
+    assert manifest.nested_score == pytest.approx(1.0) and len(manifest.nested_fold_scores) == 2
+    assert manifest.format_version == 2 and len(manifest.postprocessing["per_class"]) == 4
+    assert json.loads((study_dir / "ensemble.json").read_text()) == manifest.to_dict()  # what was returned is what was written
     out = capsys.readouterr().out
     assert "Nested estimate" in out and "t0/ema" in out and "Best OOF score within seconds" in out
     runs = mlflow.search_runs(filter_string="tags.kind = 'select'", output_format="list")
@@ -92,8 +93,8 @@ def test_nested_estimate_is_below_the_oof_score_without_the_perfect_snapshot(stu
     (broken / "oof.npy").write_bytes(b"\x93NUMPY")
     (broken / "metrics.json").write_text("{}")
     manifest = run({"study": str(copy), "budget.device": 1.0, "greedy.bags": 2, "greedy.bag_fraction": 1.0})
-    assert manifest["nested_score"] < manifest["oof_score"]
-    assert all(m["snapshot"] is None for m in manifest["members"])
+    assert manifest.nested_score < manifest.oof_score
+    assert all(m.snapshot is None for m in manifest.members)
     assert "skipped snapshot t1/broken:" in capsys.readouterr().out  # named, and left out
 
 
@@ -120,7 +121,7 @@ def test_steps_choose_which_post_processing_is_tuned(study_dir: Path, tmp_path: 
     copy = tmp_path / "s"
     shutil.copytree(study_dir, copy)
     manifest = run({"study": str(copy), "budget.device": 1.0, "nested": False, "steps": "threshold, min_area"})
-    post = manifest["postprocessing"]
+    post = manifest.postprocessing
     assert post["steps"] == ["threshold", "min_area"]
     assert all(set(values) == {"threshold", "min_area"} for values in post["per_class"]), post["per_class"]
     assert "steps threshold, min_area;" in capsys.readouterr().out

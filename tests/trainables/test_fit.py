@@ -62,7 +62,7 @@ def test_trial_writes_the_contract_and_reports_each_epoch(study_dir: Path) -> No
     cost = json.loads((trial / "cost.json").read_text())
     assert cost["views"] == 2 and cost["ms_per_image_all_folds"] == pytest.approx(2 * cost["ms_per_image"])
     # the final metrics are the tuned score of the OOF that was written
-    from trainables.metrics import tuned_score
+    from trainables.postprocess import tuned_score
 
     assert tuned_score(np.asarray(oof), study.truth()).score == pytest.approx(written["oof_score"])
 
@@ -136,7 +136,7 @@ def test_cyclic_schedule_writes_a_candidate_at_each_low_point(study_dir: Path) -
     metrics = snap.read_metrics()
     assert metrics["epoch"] == 1 and metrics["snapshot"] == "cycle1" and metrics["folds"] == [0, 1]
     assert snap.weights(0).is_file() and snap.weights(1).is_file()
-    from trainables.metrics import tuned_score
+    from trainables.postprocess import tuned_score
 
     study = open_study(study_dir)
     assert tuned_score(np.load(snap.oof), study.truth()).score == pytest.approx(metrics["oof_score"])
@@ -176,14 +176,14 @@ def test_a_study_refuses_a_changed_oof_scale(study_dir: Path) -> None:
     ],
 )
 def test_out_of_range_settings_fail_at_once(key: str, value: object, message: str, study_dir: Path) -> None:
-    from trainables.fit import parse_config
+    from trainables.validate import parse_config
 
     with pytest.raises(ValueError, match=message):
         parse_config({key: value})
 
 
 def test_cyclic_cycles_must_divide_the_epochs() -> None:
-    from trainables.fit import parse_config
+    from trainables.validate import parse_config
 
     with pytest.raises(ValueError, match=r"train\.cycles must divide train\.epochs, got cycles=3, epochs=4"):
         parse_config({"train.schedule": "cyclic", "train.cycles": 3, "train.epochs": 4})

@@ -11,8 +11,8 @@ from trainables.metrics import (
     quantize,
     score_grid,
     threshold_levels,
-    tuned_score,
 )
+from trainables.postprocess import tuned_score
 
 
 def brute_force_grid(probs_u8, truth, thresholds, min_areas):

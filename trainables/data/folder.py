@@ -16,31 +16,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from trainables.data.formats import DataFormat, SegmentationData, option, register_format
-from trainables.data.images import IMAGE_SUFFIXES
+from trainables.data.images import IMAGE_SUFFIXES, read_mask
 from trainables.data.problems import Problems
 
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff")
 MODES = ("auto", "binary", "index")
-
-
-def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A mask file as a 2-D uint8 array of its values (palette PNGs give their indices)."""
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("L", "P", "1", "I", "I;16"):
-                image = image.convert("L")
-            values = np.array(image)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable mask image ({error})") from None
-    if values.ndim != 2:
-        raise ValueError(f"{path}: a mask must have one channel, got shape {values.shape}")
-    if values.dtype != np.uint8:
-        if values.max(initial=0) > 255:
-            raise ValueError(f"{path}: mask values must be 0..255, got {int(values.max())}")
-        values = values.astype(np.uint8)
-    if shape is not None and values.shape != tuple(shape):
-        raise ValueError(f"{path}: mask is {values.shape[1]}x{values.shape[0]}, its image is {shape[1]}x{shape[0]} (width x height)")
-    return values
 
 
 def pair_files(

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trainables.data.images import image_shape, read_rgb
+from trainables.data.images import image_shape, read_mask, read_rgb
 from trainables.data.problems import Problems
 from trainables.data.rle import rle_decode
 from trainables.registry import Registry
@@ -91,8 +91,6 @@ class SegmentationData:
         height, width = shape or self.image_shape(image_id)
         out = np.zeros((self.num_classes, height, width), np.uint8)
         if image_id in self.mask_files:
-            from trainables.data.folder import read_mask  # the folder format owns mask files
-
             values = read_mask(self.mask_files[image_id], (height, width))
             if self.mask_mode == "binary":
                 out[0] = values != 0

@@ -1,4 +1,4 @@
-"""Reading image files: RGB pixels, sizes from headers, the image files of a folder.
+"""Reading image files: RGB pixels, mask files, sizes from headers, the image files of a folder.
 
 Every format and the predictor read images through here, so an unreadable file is one clear line.
 """
@@ -54,3 +54,23 @@ def list_images(folder: Path) -> list[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
     return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file as a 2-D uint8 array of its values (palette PNGs give their indices)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P", "1", "I", "I;16"):
+                image = image.convert("L")
+            values = np.array(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable mask image ({error})") from None
+    if values.ndim != 2:
+        raise ValueError(f"{path}: a mask must have one channel, got shape {values.shape}")
+    if values.dtype != np.uint8:
+        if values.max(initial=0) > 255:
+            raise ValueError(f"{path}: mask values must be 0..255, got {int(values.max())}")
+        values = values.astype(np.uint8)
+    if shape is not None and values.shape != tuple(shape):
+        raise ValueError(f"{path}: mask is {values.shape[1]}x{values.shape[0]}, its image is {shape[1]}x{shape[0]} (width x height)")
+    return values

@@ -14,6 +14,7 @@ from trainables.postprocess.tune import (
     image_probs_from,
     tune,
     tune_arrays,
+    tuned_score,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "steps_of",
     "tune",
     "tune_arrays",
+    "tuned_score",
 ]

@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from trainables.metrics import Metric, get_metric, pair_counts, threshold_levels
+from trainables.metrics import (
+    DEFAULT_METRIC,
+    Metric,
+    PostProcessing,
+    best_postprocessing,
+    get_metric,
+    pair_counts,
+    score_grid,
+    threshold_levels,
+)
 from trainables.postprocess.base import STEPS, PairStats, Step, get_step
 from trainables.postprocess.component import components
 
@@ -231,3 +240,11 @@ def tune_arrays(
         metric,
         **options,
     )
+
+
+def tuned_score(probs_u8: np.ndarray, truth: np.ndarray, metric: str | None = None) -> PostProcessing:
+    """A trial's score: the best per-class threshold and minimum area on the default grid, by ``metric``."""
+    if metric in (None, DEFAULT_METRIC):
+        return best_postprocessing(score_grid(probs_u8, truth))
+    tuned = tune_arrays(probs_u8, truth, metric, steps=["threshold", "min_area"], components_too=False)
+    return PostProcessing(tuned.thresholds, tuned.min_area_fractions, tuned.class_scores, tuned.score)

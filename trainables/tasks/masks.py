@@ -17,8 +17,9 @@ from trainables.data.dataset import SegmentationDataset, study_cache
 from trainables.data.study import Study
 from trainables.loop import FoldRun, evaluate
 from trainables.losses import get_loss
-from trainables.metrics import PostProcessing, tuned_score
+from trainables.metrics import PostProcessing
 from trainables.pictures import MAX_WIDTH, image_scores, pick, post_process, worst_best_picture, write_png
+from trainables.postprocess import tuned_score
 from trainables.preprocess import resize_image, scaled_size
 from trainables.tasks.base import Prepare
 

@@ -15,7 +15,7 @@ from ensembling import export, predict, select
 from search.config import load_plan
 from search.run import prepare
 from trainables import fit
-from trainables.data.folder import read_mask
+from trainables.data.images import read_mask
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from PIL import Image
 from shared_data import shared
 
 import trainables.data  # noqa: F401
-from trainables.data.folder import read_mask
+from trainables.data.images import read_mask
 from trainables.data.predictions import mask_image, predict_into, write_png_masks
 from trainables.data.rle import rle_decode
 
