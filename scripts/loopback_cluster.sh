@@ -8,11 +8,16 @@
 #     unshare --pid --fork --mount-proc --net --mount bash scripts/loopback_cluster.sh WORKDIR
 #
 # Inside, only loopback exists; /tmp is a fresh tmpfs and /root an overlay (ssh keys, the Ray token,
-# ~/kvs, ~/ray_bootstrap_config.yaml land in WORKDIR/root-upper, never in the real home). Everything
-# started here dies with the namespace. The job's output and the MLflow runs it wrote are left in
-# WORKDIR (job.log, result.json) for tests/test_cluster_up.py.
+# ~/kvs, ~/ray_bootstrap_config.yaml land in WORKDIR/root-upper, never in the real home). A checkout,
+# venv or python that lives under /tmp is bound back over the fresh /tmp at its own path, and only
+# those. Everything started here dies with the namespace. The job's output and the MLflow runs it
+# wrote are left in WORKDIR (job.log, result.json) for tests/test_cluster_up.py.
+#
+# `... loopback_cluster.sh WORKDIR --mounts-only` sets up the namespace's mounts, prints what the
+# cluster would see (cwd, python, what /tmp holds) as one JSON line and stops: a fast check.
 set -euo pipefail
 WORK=$(realpath "$1")
+MODE=${2:-}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 step() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 
@@ -31,8 +36,40 @@ mount --make-rprivate /
 mkdir -p "$WORK/root-upper" "$WORK/root-work" "$WORK/sshd"
 mount --bind "$WORK" /mnt && WORK=/mnt  # WORK may be under /tmp, which is covered next
 mount -t overlay overlay -o "lowerdir=/root,upperdir=$WORK/root-upper,workdir=$WORK/root-work" /root
+# What the run needs from under /tmp: this checkout, the python on PATH (its bin folder and its
+# environment, a venv and the python it was made from) and the ray command. Each is held at
+# WORK/keep/N while the tmpfs goes over /tmp, then moved back to its own path.
+# Sorted, a folder comes before the folders inside it, which it then brings back with it.
+mapfile -t needed < <({ printf '%s\n' "$REPO" "$(dirname "$(command -v python)")" "$(dirname "$(command -v ray)")"
+  python -c 'import sys; print(sys.prefix); print(sys.base_prefix)'; } | xargs -d '\n' realpath | LC_ALL=C sort -u)
+kept=()
+for path in "${needed[@]}"; do
+  case "$path/" in /tmp/*) ;; *) continue ;; esac
+  for k in "${kept[@]}"; do case "$path/" in "$k"/*) continue 2 ;; esac; done
+  mkdir -p "$WORK/keep/${#kept[@]}"
+  mount --bind "$path" "$WORK/keep/${#kept[@]}"
+  kept+=("$path")
+done
 mount -t tmpfs tmpfs /tmp
+for i in "${!kept[@]}"; do
+  mkdir -p "${kept[$i]}"
+  mount --move "$WORK/keep/$i" "${kept[$i]}"
+  echo "kept under the fresh /tmp: ${kept[$i]}"
+done
 mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
+cd "$REPO"
+if [ "$MODE" = --mounts-only ]; then
+  python - "${kept[@]}" <<'EOF'
+import json, os, sys
+kept = set(sys.argv[1:])
+files = []  # everything /tmp holds besides the kept folders and the folders leading to them
+for top, dirs, names in os.walk("/tmp"):
+    dirs[:] = [d for d in dirs if os.path.join(top, d) not in kept]
+    files += [os.path.join(top, name) for name in names]
+print(json.dumps({"cwd": os.getcwd(), "python": sys.prefix, "cluster_yaml": os.path.isfile("cluster.yaml"), "tmp_files": files}))
+EOF
+  exit 0
+fi
 
 step "sshd on 127.0.0.2 and 127.0.0.3"
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/sshd/host_key"
@@ -61,7 +98,6 @@ EOF
 
 export RAY_AUTH_MODE=token RAY_UP_enable_autoscaler_v2=0
 ray get-auth-token --generate > /dev/null
-cd "$REPO"
 step "ray up"
 ray up -y "$WORK/cluster.yaml" --no-config-cache
 step "waiting for the heavy worker"

@@ -3,6 +3,7 @@
 The script (scripts/loopback_cluster.sh) runs in its own PID, network and mount namespaces: `ray up`
 and `ray down` run `ray stop`, which would otherwise stop every Ray process of the machine. Needs
 root, unshare, sshd, ssh-keygen and rsync (CI installs openssh-server and rsync: see .ci/run).
+Inside, /tmp is a fresh tmpfs; a checkout or venv under /tmp is bound back (the fast test below).
 """
 
 from __future__ import annotations
@@ -11,33 +12,68 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "loopback_cluster.sh"
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--net", "--mount"]
 
 
-def missing() -> str | None:
+def no_namespaces() -> str | None:
     if os.geteuid() != 0:
         return "needs root (namespaces, sshd on port 22)"
-    for tool, package in [("unshare", "util-linux"), ("rsync", "rsync"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client"), ("ip", "iproute2")]:
+    for tool, package in [("unshare", "util-linux"), ("ip", "iproute2")]:
         if shutil.which(tool) is None:
             return f"needs {tool} (apt-get install -y {package})"
-    if not Path("/usr/sbin/sshd").exists():
-        return "needs /usr/sbin/sshd (apt-get install -y openssh-server)"
     probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         return f"cannot make namespaces here: {probe.stderr.strip()}"
     return None
 
 
+def missing() -> str | None:
+    for tool, package in [("rsync", "rsync"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client")]:
+        if shutil.which(tool) is None:
+            return f"needs {tool} (apt-get install -y {package})"
+    if not Path("/usr/sbin/sshd").exists():
+        return "needs /usr/sbin/sshd (apt-get install -y openssh-server)"
+    return no_namespaces()
+
+
+def script_env(python_bin: Path) -> dict[str, str]:
+    """The environment without Ray settings, with this python (a venv's, pyenv's ...) first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PATH"] = f"{python_bin}:{env.get('PATH', '')}"
+    return env
+
+
+@pytest.mark.skipif(no_namespaces() is not None, reason=no_namespaces() or "")
+def test_a_checkout_and_venv_under_tmp_stay_visible_over_the_fresh_tmp() -> None:
+    with tempfile.TemporaryDirectory(dir="/tmp") as base:  # under /tmp even with --basetemp elsewhere
+        repo, venv, work = Path(base, "repo"), Path(base, "venv"), Path(base, "work")
+        (repo / "scripts").mkdir(parents=True)
+        shutil.copy(SCRIPT, repo / "scripts")
+        shutil.copy(ROOT / "cluster.yaml", repo)
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True, timeout=120)
+        Path(base, "not-needed.txt").write_text("the rest of the real /tmp stays hidden\n")
+        work.mkdir()
+        done = subprocess.run([*UNSHARE, "bash", str(repo / "scripts" / "loopback_cluster.sh"), str(work), "--mounts-only"],
+                              capture_output=True, text=True, timeout=60, cwd=repo, env=script_env(venv / "bin"))
+        log = done.stdout + done.stderr
+        assert done.returncode == 0, log
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert seen == {"cwd": str(repo), "python": str(venv), "cluster_yaml": True, "tmp_files": []}, log
+        assert f"kept under the fresh /tmp: {repo}" in log and f"kept under the fresh /tmp: {venv}" in log
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_ray_up_job_submit_ray_down_on_loopback(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = script_env(Path(sys.executable).parent)
     done = subprocess.run([*UNSHARE, "bash", str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=420, env=env)
     log = done.stdout + done.stderr
     (tmp_path / "script.log").write_text(log)
