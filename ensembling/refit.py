@@ -104,7 +104,7 @@ def refit(study_dir: Path, address: str | None = None, threads: int = 0, force: 
     study_dir = study_dir.expanduser().resolve()
     todo = pending_members(study_dir, force)
     for trial_id, _ in todo:  # where each refit lands, tried before any training
-        check_writable_folder(StudyFolder(study_dir).trial(trial_id).root, "study", f"trials/{trial_id}/refit/")
+        check_writable_folder(StudyFolder(study_dir).trial(trial_id).root, "study", f"trials/{trial_id}/refit/", study_dir)
     if not todo:
         return []
     if address:

@@ -103,23 +103,23 @@ def check_parent(out: Path, key: str) -> None:
 def unwritable(folder: Path) -> str | None:
     """Why nothing can be written in ``folder`` (None when a file can be made there). A real try, so a
     read-only mount is found for root too, where permission bits say yes."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return "permission denied"
     try:
         handle, name = tempfile.mkstemp(prefix=".kvs-probe-", dir=folder)
     except OSError as error:
-        return f"a file cannot be made there: {(error.strerror or str(error)).lower()}"
+        return (error.strerror or str(error)).lower()
     os.close(handle)
     os.unlink(name)
     return None
 
 
-def check_writable_folder(folder: Path, key: str, what: str) -> None:
-    """A command that will write into ``folder`` says so before any work, not at the end (a missing folder passes)."""
+def check_writable_folder(folder: Path, key: str, what: str, given: Path | None = None) -> None:
+    """A command that will write into ``folder`` says so before any work, not at the end (a missing folder passes).
+
+    ``given``: the value of ``key`` on the command line, when ``folder`` is a folder inside it."""
     target = Path(folder).expanduser()
     if not target.is_dir():
         return  # a missing folder is named by the command's own check
     reason = unwritable(target)
     if reason:
-        raise ValueError(f"{key}={folder}: cannot write in {target} ({reason}), where this command writes {what}; "
+        raise ValueError(f"{key}={given or folder}: cannot write in {target} ({reason}), where this command writes {what}; "
                          "fix its permissions, or copy the study to a place you may write")

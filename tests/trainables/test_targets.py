@@ -123,6 +123,9 @@ def test_writable_folder_is_tried_with_a_real_file(tmp_path: Path, monkeypatch: 
     check_writable_folder(tmp_path, "study", "ensemble.json")
     check_writable_folder(tmp_path / "missing", "study", "ensemble.json")  # a missing study is named elsewhere
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
-    monkeypatch.setattr(targets.os, "access", lambda *a, **k: False)  # as a user without write permission sees it
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")  # as a user without write permission sees it (root is never refused)
+
+    monkeypatch.setattr(targets.tempfile, "mkstemp", refused)
     with pytest.raises(ValueError, match=f"study={tmp_path}: cannot write in {tmp_path} \\(permission denied\\), where this command writes ensemble.json"):
         check_writable_folder(tmp_path, "study", "ensemble.json")
