@@ -78,15 +78,15 @@ def test_the_sample_by_any_other_name_is_refused(place: dict[str, Path]) -> None
     with pytest.raises(ValueError, match=r"out=hard.csv: is the sample .*\(overwrite=true never replaces an input\)"):
         _check(place, "hard.csv", overwrite=True)
     os.symlink(place["images"], "pictures")  # a folder link: the file would land among the images
-    with pytest.raises(ValueError, match="out=pictures/sub.csv: is inside the images folder"):
+    with pytest.raises(ValueError, match=r"out=pictures/sub\.csv: is inside the images folder"):
         _check(place, "pictures/sub.csv")
     os.chdir(place["data"])  # a relative name equal to the sample in the current folder
-    with pytest.raises(ValueError, match="out=sample.csv: is the sample"):
+    with pytest.raises(ValueError, match=r"out=sample\.csv: is the sample"):
         _check(place, "sample.csv", overwrite=True)
 
 
 def test_a_foreign_file_needs_overwrite_and_ours_does_not(place: dict[str, Path]) -> None:
-    with pytest.raises(ValueError, match="out=mine.csv: the file exists and this command did not write it \\(no mark\\); .*overwrite=true"):
+    with pytest.raises(ValueError, match=r"out=mine\.csv: the file exists and this command did not write it \(no mark\); .*overwrite=true"):
         _check(place, "mine.csv")
     assert Path("mine.csv").read_text() == "my own numbers"
     assert _check(place, "mine.csv", overwrite=True) == Path("mine.csv")
@@ -101,7 +101,7 @@ def test_a_generated_data_folder_still_to_come_is_an_input(tmp_path: Path) -> No
 
 
 def test_png_mark_round_trip_and_foreign_files(tmp_path: Path) -> None:
-    ok, png = cv2.imencode(".png", np.zeros((4, 5, 3), np.uint8))
+    _, png = cv2.imencode(".png", np.zeros((4, 5, 3), np.uint8))
     marked = tmp_path / "m.png"
     marked.write_bytes(mark_png(png.tobytes(), "trainables.inspect"))
     assert marked_by(marked) == "trainables.inspect"
