@@ -155,6 +155,8 @@ def main(argv: list[str]) -> int:
         study = StudyFolder(Path(args["study"]).expanduser().resolve())
         if not study.study_yaml.is_file():
             raise FileNotFoundError(f"study={study.root}: not a study folder (no {study.study_yaml.name})")
+        if "overwrite" in args and "plot" not in args:
+            raise ValueError(f"overwrite= goes with plot=PNG (it lets the plot replace a file we did not write); usage: {usage}")
         if "plot" in args:
             mark = f"no {WRITER} mark in it (only a .png plot carries one)"
             inputs = {"submission": args.get("submission") or None}

@@ -172,6 +172,8 @@ def test_lb_plot_replaces_only_its_own_picture(tiny_study: Path, tmp_path: Path,
     assert lb.main([f"study={study}", f"plot={plot}", "overwrite=true"]) == 0
     assert lb.main([f"study={study}", f"plot={plot}"]) == 0  # ours now: its PNG mark
     capsys.readouterr()
+    assert lb.main([f"study={study}", "overwrite=true"]) == 2
+    assert "overwrite= goes with plot=PNG" in one_line_error(capsys)
     for bad, expected in ((study / "folds.csv", "is inside the study folder"), (tmp_path, "is a folder"), ("", "plot= is empty")):
         before = (study / "folds.csv").read_bytes()
         assert lb.main([f"study={study}", f"plot={bad}", "overwrite=true"]) == 2
@@ -184,8 +186,9 @@ def _unshare_works() -> bool:
 
 
 @pytest.mark.skipif(not _unshare_works(), reason="needs `unshare -rm` (a mount namespace) to make a read-only study, for root too")
-@pytest.mark.parametrize(("command", "writes"), [("ensembling.select", "ensemble.json"), ("ensembling.refit", "refit/")])
-def test_select_and_refit_on_a_read_only_study_stop_before_any_work(command: str, writes: str, tiny_study: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "writes"), [("ensembling.select", "ensemble.json"), ("ensembling.refit", "refit/"),
+                                               ("ensembling.lb submission=sub.csv public=0.9", "leaderboard.json")])
+def test_select_refit_and_lb_on_a_read_only_study_stop_before_any_work(command: str, writes: str, tiny_study: Path, tmp_path: Path) -> None:
     """A read-only bind mount (root's permission bits would say yes): one line at once, not after the work."""
     study = copy_study(tiny_study, tmp_path)
     before = sorted((str(p), p.stat().st_mtime_ns) for p in study.rglob("*"))
