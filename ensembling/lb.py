@@ -9,23 +9,28 @@ study's ``ensembles.json`` (written by export) holds that ensemble's OOF score a
 computed it, the nested estimate. A record goes to MLflow (a run in the study's experiment, tagged with
 the ensemble id) and then to ``<study>/leaderboard.json`` (written whole, atomically); recording the
 same submission again replaces its row. ``plot=`` draws OOF (optimistic, and nested where known)
-against the leaderboard for every recorded submission, beside the line where they would agree.
+against the leaderboard for every recorded submission, beside the line where they would agree: to a new
+file or a PNG plot of ours (its mark), another file only with ``overwrite=true``, never inside a study
+(``trainables.targets``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import TEXT, Typed, command, parse_args
-from ensembling.places import check_file_target
+from ensembling.cli import FLAG, TEXT, Typed, command, parse_args
 from trainables.atomic import write_json, write_with
 from trainables.contract import StudyFolder, read_json_file, sidecar
+from trainables.png_mark import mark_png, marked_by
+from trainables.targets import check_file_target, check_writable_folder
 
 SCORE = Typed(float, 0)
+WRITER = "ensembling.lb"
 
 
 def read_records(study: StudyFolder) -> list[dict[str, Any]]:
@@ -117,8 +122,13 @@ def plot(study: StudyFolder, out: Path) -> int:
     axes.set(xlabel="cross-validation estimate", ylabel="leaderboard score", title=f"CV vs LB: {study.root.name}")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    suffix = out.suffix.lstrip(".") or "png"
-    write_with(out, lambda tmp: figure.savefig(tmp, format=suffix, dpi=120))
+    suffix = out.suffix.lstrip(".").lower() or "png"
+    if suffix == "png":  # marked, so a later plot= may replace it
+        drawn = io.BytesIO()
+        figure.savefig(drawn, format="png", dpi=120)
+        write_with(out, lambda tmp: tmp.write_bytes(mark_png(drawn.getvalue(), WRITER)))
+    else:
+        write_with(out, lambda tmp: figure.savefig(tmp, format=suffix, dpi=120))
     plt.close(figure)
     return points
 
@@ -137,25 +147,30 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png]"
-    optional = {"submission": TEXT, "public": SCORE, "private": SCORE, "ensemble": TEXT, "plot": TEXT}
+    usage = "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png [overwrite=false]]"
+    optional = {"submission": TEXT, "public": SCORE, "private": SCORE, "ensemble": TEXT, "plot": TEXT, "overwrite": FLAG}
 
     def body() -> None:
         args = parse_args(argv, ["study"], optional, usage)
         study = StudyFolder(Path(args["study"]).expanduser().resolve())
         if not study.study_yaml.is_file():
             raise FileNotFoundError(f"study={study.root}: not a study folder (no {study.study_yaml.name})")
-        if args.get("plot"):
-            check_file_target(Path(args["plot"]), {}, key="plot")
+        if "overwrite" in args and "plot" not in args:
+            raise ValueError(f"overwrite= goes with plot=PNG (it lets the plot replace a file we did not write); usage: {usage}")
+        if "plot" in args:
+            mark = f"no {WRITER} mark in it (only a .png plot carries one)"
+            inputs = {"submission": args.get("submission") or None}
+            args["plot"] = check_file_target(args["plot"], "plot", inputs, lambda p: marked_by(p) == WRITER, mark, args.get("overwrite", False), "cv_vs_lb.png")
         if args.get("submission"):
+            check_writable_folder(study.root, "study", study.leaderboard_json.name)
             row = make_record(study, Path(args["submission"]).expanduser(), args.get("public"), args.get("private"), args.get("ensemble") or None)
             rows = record(study, row)
             print(f"Recorded ensemble {row['ensemble_id']}: public {row['public']}, private {row['private']}, OOF {row['oof_score']}")
         elif any(k in args for k in ("public", "private", "ensemble")):
             raise ValueError(f"public=/private=/ensemble= need submission=CSV; usage: {usage}")
         rows = read_records(study)
-        if args.get("plot"):
-            points = plot(study, Path(args["plot"]).expanduser())
+        if "plot" in args:
+            points = plot(study, args["plot"])
             print(f"Wrote {args['plot']}: {points} point(s)")
         print(table(rows) if rows else f"{study.leaderboard_json}: no recorded leaderboard score yet")
 

@@ -1,7 +1,8 @@
 """Write a submission: ``python -m ensembling.predict model=DIR images=DIR sample=CSV out=CSV``.
 
-Before any model runs: ``out`` must be a file we may write (not a folder, not inside the export), the
-weights are checked, and every test image the sample names is decoded (a pool of readers, a progress
+Before any model runs: ``out`` must be a new file or one predict wrote (its sidecar holds its checksum);
+another plain file only with ``overwrite=true``, never an input (the sample, an image, the export, a
+study: ``trainables.targets``); ``device=`` must be one torch can use here. Then the weights are checked, and every test image the sample names is decoded (a pool of readers, a progress
 bar): a missing or garbage image is one line naming it. Then images are read ahead by the pool, predicted
 in batches of one size, encoded in the contest's pixel order as they come (masks are never all held),
 and the whole file is validated before it is written. A sidecar ``<out>.ensemble.json`` names the
@@ -12,6 +13,7 @@ prints seconds per image, the projected time for the budget's image count, and w
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import time
 from collections import defaultdict
@@ -23,16 +25,16 @@ from tqdm import tqdm
 
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from ensembling.manifest import Manifest, read_manifest
-from ensembling.places import check_file_target
 from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
 from ensembling.read_ahead import read_ahead
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
 from trainables.atomic import write_json
-from trainables.contract import ENSEMBLE_JSON, sidecar
+from trainables.contract import ENSEMBLE_JSON, SIDECAR_SUFFIX, sidecar
 from trainables.data.images import read_rgb
 from trainables.data.predictions import predict_into
 from trainables.data.rle import rle_encode
+from trainables.targets import check_file_target
 
 
 def _decode_all(layout: SampleLayout, images: Path, sample: Path, pool: ThreadPoolExecutor) -> dict[str, tuple[int, int]]:
@@ -63,15 +65,14 @@ def predict(
     model: Path,
     images: Path,
     sample: Path,
-    out: Path,
+    out: Path | str,
     batch_size: int = 8,
     device: str | None = None,
     workers: int = 4,
     bench: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    out = out.expanduser()
-    check_file_target(out, {"export folder": model})
-    check_file_target(sidecar(out), {"export folder": model})
+    out = check_out(out, model, images, sample, overwrite)
     began = time.perf_counter()
     manifest = read_manifest(model / ENSEMBLE_JSON)
     if manifest.is_classification:  # image labels: the sample's label or probability columns
@@ -81,9 +82,13 @@ def predict(
         return record
     predictor = Predictor(model, device)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
-    if predictor.manifest.data.get("format") in ("carvana", "folder"):
+    fmt = predictor.manifest.data.get("format")
+    if fmt in ("carvana", "folder"):
         own_sample = None if str(sample).lower() in ("", "none") else sample
-        return predict_into(predictor.manifest.data, images, own_sample, out, predictor.masks, batch_size)
+        written = predict_into(predictor.manifest.data, images, own_sample, out, predictor.masks, batch_size)
+        if fmt == "carvana":  # a CSV: its sidecar lets the next run replace it, and names the ensemble for lb
+            write_json(sidecar(out), _record(predictor, out, written, time.perf_counter() - began))
+        return written  # type: ignore[return-value]
     # ---
     layout = read_sample(sample).for_classes(predictor.class_ids)
     unknown = sorted(set(layout.class_ids()) - set(predictor.class_ids))
@@ -109,15 +114,7 @@ def predict(
     write_submission(frame, out)
     seconds = time.perf_counter() - began
     manifest = predictor.manifest
-    record = {
-        "ensemble_id": manifest.ensemble_id,
-        "models": manifest.models,
-        "oof_score": manifest.oof_score,
-        "submission_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "images": len(shapes),
-        "seconds": seconds,
-        "device": str(predictor.device),
-    }
+    record = _record(predictor, out, len(shapes), seconds)
     write_json(sidecar(out), record)
     filled = sum(1 for rle in rles.values() if rle)
     print(f"Wrote {out}: {len(frame)} rows, {filled} with a mask, {len(shapes)} images in {seconds:.1f} s")
@@ -128,6 +125,69 @@ def predict(
     if bench:
         print(bench_lines(manifest, len(shapes), predicting, seconds))
     return record
+
+
+def _record(predictor: Predictor, out: Path, images: int, seconds: float) -> dict[str, Any]:
+    """The sidecar: which ensemble wrote ``out``, and its checksum (how a later run knows the file is ours)."""
+    manifest = predictor.manifest
+    return {
+        "ensemble_id": manifest.ensemble_id,
+        "models": manifest.models,
+        "oof_score": manifest.oof_score,
+        "submission_sha256": _sha256(out),
+        "images": images,
+        "seconds": seconds,
+        "device": str(predictor.device),
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sidecar_record(path: Path) -> dict[str, Any] | None:
+    """The record a sidecar of ours holds (a JSON object naming a checksum), else None."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("submission_sha256"), str) else None
+
+
+def wrote_submission(out: Path) -> bool:
+    """True when ``out`` is a file predict wrote and nobody changed since: its sidecar holds its checksum."""
+    record = _sidecar_record(sidecar(out))
+    return record is not None and record["submission_sha256"] == _sha256(out)
+
+
+def check_out(out: Path | str, model: Path, images: Path, sample: Path, overwrite: bool = False) -> Path:
+    """``out`` and its sidecar, before any model loads: new or ours, or (overwrite=true) a plain file that is no input."""
+    inputs = {"sample": sample, "images folder": images, "export folder": model}
+    path = check_file_target(out, "out", inputs, wrote_submission, f"no sidecar {Path(out).name}{SIDECAR_SUFFIX} with its checksum", overwrite)
+    mark = "not a prediction record"
+    check_file_target(sidecar(path), "out", inputs, lambda p: _sidecar_record(p) is not None, mark, overwrite, f"submission.csv{SIDECAR_SUFFIX}")
+    return path
+
+
+def check_device(device: str | None) -> str | None:
+    """``device=`` when it is parsed: cpu, cuda or cuda:N that torch can use here (None: cuda when present)."""
+    if device is None or device == "":
+        return None
+    import torch
+
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device}: torch sees no CUDA device here; use device=cpu (or leave device out)")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"device={device}: torch sees {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    return device
 
 
 def bench_lines(manifest: Manifest, images: int, predicting: float, total: float) -> str:
@@ -147,19 +207,22 @@ def bench_lines(manifest: Manifest, images: int, predicting: float, total: float
 def main(argv: list[str]) -> int:
     usage = (
         "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV "
-        "[batch_size=8] [device=cpu|cuda] [workers=4] [bench=false]"
+        "[batch_size=8] [device=cpu|cuda] [workers=4] [bench=false] [overwrite=false]"
     )
-    optional = {"batch_size": COUNT, "device": TEXT, "workers": Typed(int, 1), "bench": FLAG}
+    optional = {"batch_size": COUNT, "device": TEXT, "workers": Typed(int, 1), "bench": FLAG, "overwrite": FLAG}
 
     def body() -> None:
         args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], optional, usage)
-        paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample", "out")}
+        device = check_device(args.get("device"))
+        paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample")}
         predict(
             **paths,
+            out=args["out"],
             batch_size=args.get("batch_size", 8),
-            device=args.get("device") or None,
+            device=device,
             workers=args.get("workers", 4),
             bench=args.get("bench", False),
+            overwrite=args.get("overwrite", False),
         )
 
     return command(body)

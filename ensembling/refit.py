@@ -24,6 +24,7 @@ from ensembling.cli import FLAG, TEXT, Typed, command, parse_args
 from ensembling.manifest import read_manifest
 from trainables.atomic import atomic_path, write_json
 from trainables.contract import StudyFolder, read_json_file
+from trainables.targets import check_writable_folder
 
 
 def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0) -> dict[str, Any]:
@@ -86,6 +87,8 @@ def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dic
 def refit(study_dir: Path, address: str | None = None, threads: int = 0, force: bool = False) -> list[dict[str, Any]]:
     study_dir = study_dir.expanduser().resolve()
     todo = pending_members(study_dir, force)
+    for trial_id, _ in todo:  # where each refit lands, tried before any training
+        check_writable_folder(StudyFolder(study_dir).trial(trial_id).root, "study", f"trials/{trial_id}/refit/", study_dir)
     if not todo:
         return []
     if address:

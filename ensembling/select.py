@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -28,9 +29,11 @@ from ensembling.manifest import Manifest, build_manifest, write_manifest
 from ensembling.nested import NESTED_SPLITS, Nested, nested_estimate, nested_words, outer_parts
 from ensembling.store import TrialRecord, usable_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
+from trainables.contract import ENSEMBLE_JSON
 from trainables.data.study import Study, open_study
 from trainables.metrics import get_metric
 from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
+from trainables.targets import check_writable_folder
 
 
 @dataclass
@@ -160,6 +163,7 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
 
 
 def run(args: dict[str, Any]) -> Manifest:
+    check_writable_folder(Path(args["study"]), "study", ENSEMBLE_JSON)  # before the OOF is read, not after the selection
     study = open_study(args["study"])
     from ensembling.select_classes import is_classification, run_classes
 

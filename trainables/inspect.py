@@ -1,7 +1,9 @@
-"""``python -m trainables.inspect data=FORMAT data.root=DIR [data.<option>=...] [out=data.png] [images=12] [seed=0]``
+"""``python -m trainables.inspect data=FORMAT data.root=DIR [data.<option>=...] [out=data.png] [images=12] [seed=0] [overwrite=false]``
 
 Prints a table of the data set (images, images per class, empty images, mask area quantiles per
-class, image sizes) and writes a PNG grid of images with their decoded masks drawn over them.
+class, image sizes) and writes a PNG grid of images with their decoded masks drawn over them. ``out``
+is checked before the data is read (``trainables.targets``): a new file, or a picture this command
+drew before (its PNG mark); another file only with ``overwrite=true``, and never one of the data's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from trainables.config import read_yaml, split_words
 from trainables.data.inspect import data_picture, format_table, summary, write_picture
 from trainables.data.study import DataConfig, fold_data_options, is_data_option, load_data, resolve_root
 from trainables.errors import exit_status
+from trainables.png_mark import marked_by
+from trainables.targets import check_file_target
 
-OWN = {"out": "data.png", "images": 12, "seed": 0, "storage": "studies"}
+OWN = {"out": "data.png", "images": 12, "seed": 0, "storage": "studies", "overwrite": False}
+WRITER = "trainables.inspect"
 SHARED = {"data.format", "data.root", "data.limit", "data.on_error", "data.task"}
 
 
@@ -34,12 +39,25 @@ def inspect(argv: list[str]) -> Path:
         options=flat.get("data.options") or {},
     )
     config.root = resolve_root(config, own.get("storage", OWN["storage"]))
+    out = check_out(str(own.get("out", OWN["out"])), config, own.get("overwrite", "false"))
     data = load_data(config)
     print(format_table(data, summary(data, sample=400)))
-    out = Path(own.get("out", OWN["out"]))
     write_picture(out, data_picture(data, int(own.get("images", OWN["images"])), int(own.get("seed", OWN["seed"]))))
     print(f"Wrote {out}: {min(int(own.get('images', 12)), len(data))} images with their masks drawn")
     return out
+
+
+def check_out(out: str, config: DataConfig, overwrite: str) -> Path:
+    """``out=`` before the data is read: new, or a picture of ours, or (overwrite=true) no file of the data's."""
+    allowed = read_yaml(overwrite)
+    if not isinstance(allowed, bool):
+        raise ValueError(f"overwrite must be true or false, got {overwrite!r}")
+    root = Path(str(config.root))
+    inputs: dict[str, Path | None] = {"data folder (data.root)": root}
+    for option, value in config.options.items():  # a data file named by an option (data.csv=labels.csv) may sit outside the root
+        if isinstance(value, str) and value and (root / value).exists():
+            inputs[f"data.{option} file"] = root / value
+    return check_file_target(out, "out", inputs, lambda p: marked_by(p) == WRITER, f"no {WRITER} mark in it", allowed, "data.png")
 
 
 def main(argv: list[str]) -> int:

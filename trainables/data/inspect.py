@@ -17,6 +17,7 @@ import numpy as np
 
 from trainables.atomic import write_with
 from trainables.data.formats import SegmentationData
+from trainables.png_mark import mark_png
 
 # class colours (RGB), distinct on grey steel and on photos
 COLOURS = [(255, 60, 60), (60, 200, 255), (255, 220, 0), (60, 255, 60), (255, 0, 255), (255, 140, 0), (0, 120, 255), (160, 255, 200)]
@@ -140,14 +141,15 @@ def data_picture(data: SegmentationData, n: int = 12, seed: int = 0, ids: list[s
     return np.concatenate([legend(data, grid.shape[1]), grid], axis=0)
 
 
-def write_picture(path: Path, picture: np.ndarray) -> None:
+def write_picture(path: Path, picture: np.ndarray, written_by: str = "trainables.inspect") -> None:
+    """The picture as a PNG carrying our mark (``trainables.png_mark``), so a later run may replace it."""
     path = Path(path)
 
     def write(tmp: Path) -> None:
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"{path}: could not encode the PNG")
-        tmp.write_bytes(encoded.tobytes())
+        tmp.write_bytes(mark_png(encoded.tobytes(), written_by))
 
     write_with(path, write)
 

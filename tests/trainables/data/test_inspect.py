@@ -86,3 +86,66 @@ def test_data_picture_is_written_where_the_search_logs_it(tmp_path):
     assert path == StudyFolder(tmp_path / "study").data_picture
     picture = cv2.imread(str(path))
     assert picture is not None and picture.shape[0] > 100 and picture.shape[1] > 100
+
+
+@pytest.fixture()
+def synthetic_root(tmp_path, monkeypatch):
+    """8 generated images in tmp_path/data (train.csv, train_images/, sample, test images); the current folder is tmp_path."""
+    root = tmp_path / "data"
+    assert main(["data=synthetic", f"data.root={root}", "data.images=8", f"out={tmp_path / 'first.png'}"]) == 0
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def _no_data_read(monkeypatch):
+    import trainables.inspect as command
+
+    def read(*args, **kwargs):
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr(command, "load_data", read)
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        ("data/train.csv", "is inside the data folder (data.root)"),
+        ("data/train_images/new.png", "is inside the data folder (data.root)"),
+        ("link.csv", "is a symbolic link"),
+        (".", "out=.: is a folder; name a file, e.g. out=data.png"),
+        ("", "out= is empty; name a new file, e.g. out=data.png"),
+        ("mine.txt/data.png", "mine.txt is a file, not a folder"),
+        ("/proc/data.png", "cannot write in /proc"),
+    ],
+)
+@pytest.mark.parametrize("overwrite", ["false", "true"])
+def test_inspect_out_never_replaces_the_data_or_a_bad_place(out, expected, overwrite, synthetic_root, tmp_path, capsys, monkeypatch):
+    import os
+
+    (tmp_path / "mine.txt").write_text("notes")
+    os.symlink(synthetic_root / "train.csv", tmp_path / "link.csv")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    _no_data_read(monkeypatch)
+    capsys.readouterr()
+    assert main(["data=synthetic", f"data.root={synthetic_root}", f"out={out}", f"overwrite={overwrite}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out=") and expected in err[0], err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_inspect_replaces_its_own_picture_and_another_file_only_when_asked(synthetic_root, tmp_path, capsys):
+    from trainables.png_mark import marked_by
+
+    first = tmp_path / "first.png"
+    assert marked_by(first) == "trainables.inspect"
+    assert main(["data=synthetic", f"data.root={synthetic_root}", "out=first.png"]) == 0  # ours: replaced
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(first.read_bytes()[:8] + b"a picture of the user")
+    capsys.readouterr()
+    assert main(["data=synthetic", f"data.root={synthetic_root}", "out=mine.png"]) == 2
+    assert "out=mine.png: the file exists and this command did not write it (no trainables.inspect mark in it); name a new file, or pass overwrite=true" in capsys.readouterr().err
+    assert mine.read_bytes().endswith(b"a picture of the user")
+    assert main(["data=synthetic", f"data.root={synthetic_root}", "out=mine.png", "overwrite=maybe"]) == 2
+    assert "overwrite must be true or false, got 'maybe'" in capsys.readouterr().err
+    assert main(["data=synthetic", f"data.root={synthetic_root}", "out=mine.png", "overwrite=true"]) == 0
+    assert marked_by(mine) == "trainables.inspect"
