@@ -1,6 +1,6 @@
 """What tuning the post-processing costs on a Severstal-size OOF blend, stage by stage.
 
-    python bench/bench_components.py [--images 12568] [--chunk 256]
+    python bench/perf/bench_components.py [--images 12568] [--chunk 256]
 
 Stage 1 (threshold x minimum area x gate from per-pair counts) and stage 2 (connected components
 computed once per pair at each class's chosen threshold, then component size x area x gate) on
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import make_data

@@ -1,6 +1,6 @@
 """Split NEU-DET into a training folder and a test folder whose labels are hidden, stratified by class.
 
-    python bench/neu_det_split.py src=../shared/data/neu_det_cls out=/tmp/neu_split [test=0.3] [seed=0]
+    python bench/data/neu_det_split.py src=../shared/data/neu_det_cls out=/tmp/neu_split [test=0.3] [seed=0]
 
 Writes ``<out>/train/<class>_<n>.jpg`` (read with ``data=classes data.root=<out>/train``),
 ``<out>/test/images/test_<k>.jpg`` (names carry no class) and ``<out>/test_labels.csv`` (image,label),
@@ -35,7 +35,7 @@ def clear(out: Path) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by bench/neu_det_split.py\n")
+    (out / MARKER).write_text("written by bench/data/neu_det_split.py\n")
 
 
 def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
@@ -74,7 +74,7 @@ def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
 def main(argv: list[str]) -> int:
     args = dict(word.split("=", 1) for word in argv)
     if "src" not in args or "out" not in args:
-        print("usage: python bench/neu_det_split.py src=NEU_DET_DIR out=DIR [test=0.3] [seed=0]", file=sys.stderr)
+        print("usage: python bench/data/neu_det_split.py src=NEU_DET_DIR out=DIR [test=0.3] [seed=0]", file=sys.stderr)
         return 2
     try:
         counts = split(Path(args["src"]), Path(args["out"]), float(args.get("test", 0.3)), int(args.get("seed", 0)))

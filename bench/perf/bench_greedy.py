@@ -1,8 +1,8 @@
 """One greedy step (every candidate scored once against the current blend) against the bytes it must read.
 
-    python bench/bench_greedy.py cpu [--images 1024] [--candidates 8] [--json out.json]
-    python bench/bench_greedy.py gpu [--images 12568] [--candidates 16] [--json out.json]   # needs CUDA; no Ray
-    python bench/bench_greedy.py cpu --images 2048 --candidates 16 --select-device cuda   # select's whole step on CUDA
+    python bench/perf/bench_greedy.py cpu [--images 1024] [--candidates 8] [--json out.json]
+    python bench/perf/bench_greedy.py gpu [--images 12568] [--candidates 16] [--json out.json]   # needs CUDA; no Ray
+    python bench/perf/bench_greedy.py cpu --images 2048 --candidates 16 --select-device cuda   # select's whole step on CUDA
 
 A step reads each candidate's OOF once, plus the blend's members and the truth once per chunk:
 ``(candidates + members + 1) x images x classes x 64 x 400`` bytes at Severstal's 1/4 scale. Its floor is
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 CLASSES, H, W = 4, 64, 400
 SEVERSTAL_IMAGES, SEVERSTAL_CANDIDATES = 12568, 50
@@ -145,7 +145,7 @@ def run_gpu(args: argparse.Namespace) -> dict:
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: gpu mode needs CUDA; run `python bench/bench_greedy.py cpu` here (or gpu --device cpu for a dry run)")
+        raise SystemExit("error: gpu mode needs CUDA; run `python bench/perf/bench_greedy.py cpu` here (or gpu --device cpu for a dry run)")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     pairs = args.images * CLASSES
     rng = torch.Generator(device=device).manual_seed(0)

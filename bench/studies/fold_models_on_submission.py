@@ -1,6 +1,6 @@
 """Which estimate is honest: the submission with each fold's models alone, beside the K-fold average.
 
-    python bench/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR
+    python bench/studies/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR
 
 An OOF prediction comes from one fold model; a test prediction from the average of the K fold models of
 each member. So the OOF score and the nested estimate both describe a one-model-per-member ensemble, and
@@ -8,7 +8,7 @@ the exported one can score above both. This copies ``export`` once per fold ``f`
 every gate member) cut to its fold-``f`` checkpoint, predicts the test images with each copy and scores
 it (``ensembling.predict``, ``ensembling.score``), then the untouched export. Printed: each fold's test
 score, their mean (the hidden score of what OOF and nested estimate), the export's own, and the manifest's
-OOF and nested scores beside them. ``data`` as for bench/flow.sh (test_images/, sample_submission.csv,
+OOF and nested scores beside them. ``data`` as for bench/studies/flow.sh (test_images/, sample_submission.csv,
 test_truth.csv). ``work`` is created, or replaced only when an earlier run of this script wrote it.
 """
 

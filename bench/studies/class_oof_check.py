@@ -1,6 +1,6 @@
 """Does a classification trial's OOF match what its fold models predict through the predictor's path?
 
-    python bench/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV
+    python bench/studies/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV
 
 Takes the study's best complete trial; for each fold model, recomputes its validation images' probabilities
 the way the predictor reads an image (``read_rgb``, ``resize_image``, ``to_tensor``, the trial's TTA) and

@@ -1,7 +1,7 @@
 """A whole selection at Severstal size on this machine, and the share of pixels a real study keeps.
 
-    python bench/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10] [--path compact|fused] [--reuse]
-    python bench/bench_selection.py study --study studies/quick
+    python bench/perf/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10] [--path compact|fused] [--reuse]
+    python bench/perf/bench_selection.py study --study studies/quick
 
 ``synthetic`` writes memory-mapped OOF of (images, 4, 64, 400) uint8 per candidate to ``--dir`` (never all
 in memory), then times what ``ensembling.select`` does: gathering the pixels that can pass a threshold,
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import CLASSES, H, W, make_data

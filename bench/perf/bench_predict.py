@@ -1,7 +1,7 @@
 """The predictor's throughput on one device: fp32 against bf16, one forward pass per TTA view against all
 views in one batch, at Severstal's size (256x1600 images, members at 128x800), with random weights.
 
-    python bench/bench_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8]
+    python bench/perf/bench_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8]
 
 No Ray, no study, no network: it writes a synthetic export (Unet/resnet34 members, hflip TTA) to a temp
 folder, then times ``Predictor.probabilities`` (models, TTA, resize back, blend) on random images after a

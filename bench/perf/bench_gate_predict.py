@@ -2,7 +2,7 @@
 skips no image (the classifier's overhead), and with a gate that skips every image (the classifier alone),
 at Severstal's size (256x1600, segmentation members at 128x800, the classifier at 128x800).
 
-    python bench/bench_gate_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8] [--classifier resnet18]
+    python bench/perf/bench_gate_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8] [--classifier resnet18]
 
 No Ray, no study, no network: a synthetic export (Unet/resnet34 members as ``bench_predict.py``, plus a
 timm classifier with random weights whose output bias is set so that every image is, or is not, under

@@ -1,6 +1,6 @@
 """What each post-processing step adds on a selected ensemble's OOF, over threshold and minimum area alone.
 
-    python bench/bench_steps.py STUDY_DIR
+    python bench/studies/bench_steps.py STUDY_DIR
 
 Reads ``<study>/ensemble.json`` (its best greedy prefix), blends those members' OOF and tunes subsets of
 the registered steps on it; prints the tuned OOF score of each subset. OOF scores are optimistic (tuned
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ensembling.blend import BlendScorer
 from ensembling.select import split_candidates, study_metric

@@ -1,6 +1,6 @@
 """RLE encode and decode against the widely copied Kaggle kernel functions, side by side in one run.
 
-    python bench/bench_rle.py [--csv ../shared/data/severstal_real/train_real_subset.csv] [--repeats 5]
+    python bench/perf/bench_rle.py [--csv ../shared/data/severstal_real/train_real_subset.csv] [--repeats 5]
 
 Every real row (1,429 rows, 256 x 1600, column-major) is decoded by both decoders and the masks
 compared; every mask is encoded by both encoders and the strings compared; then each is timed

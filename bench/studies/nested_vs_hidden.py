@@ -1,13 +1,13 @@
 """The OOF score and both nested estimates of a masks study, against the hidden score they estimate.
 
-    python bench/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR
+    python bench/studies/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR
 
 A copy of the study is selected twice (``ensembling.select nested.split=folds``, then ``images``: the
 selection itself is the same, only the nested estimate differs), exported, and scored on the hidden test
-images by ``bench/fold_models_on_submission.py``: once per fold with each member cut to that fold's model
+images by ``bench/studies/fold_models_on_submission.py``: once per fold with each member cut to that fold's model
 (the mean is the hidden score of what OOF and the nested estimates describe: one model per image), and
 as exported (fold models averaged). Prints one line of numbers and which estimate is the closer.
-``data`` as for bench/flow.sh; ``work`` is created, or replaced only when an earlier run wrote it.
+``data`` as for bench/studies/flow.sh; ``work`` is created, or replaced only when an earlier run wrote it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A trial's training throughput against a bare PyTorch loop of the same model, batch, size and precision.
 
-    python bench/bench_throughput.py OUT.json                      # CPU: a tiny Unet, 1 thread, fp32
-    python bench/bench_throughput.py OUT.json --gpu                # Unet-resnet34, bf16, channels_last, 16 x 256x1600
-    python bench/bench_throughput.py OUT.json --gpu --processes 4  # ... and 4 trial processes sharing the GPU
+    python bench/perf/bench_throughput.py OUT.json                      # CPU: a tiny Unet, 1 thread, fp32
+    python bench/perf/bench_throughput.py OUT.json --gpu                # Unet-resnet34, bf16, channels_last, 16 x 256x1600
+    python bench/perf/bench_throughput.py OUT.json --gpu --processes 4  # ... and 4 trial processes sharing the GPU
 
 Both sides train on the same pre-made batches of random tensors (pinned in host memory, copied to the
 device each step, as a loader's batches are), so the ratio measures only what the trial's loop adds:

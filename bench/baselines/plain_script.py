@@ -1,6 +1,6 @@
 """The script a competent user writes instead of using this project: the baseline `space=quick` must beat.
 
-    python bench/plain_script.py DATA_ROOT OUT.csv [epochs=15] [scale=0.5] [seed=0]
+    python bench/baselines/plain_script.py DATA_ROOT OUT.csv [epochs=15] [scale=0.5] [seed=0]
 
 A Severstal folder (train.csv, train_images/, test_images/, sample_submission.csv): smp Unet-resnet18
 from scratch at half scale, BCE + Dice, Adam 1e-3, 15 epochs, flips; 10% of the training images held

@@ -1,6 +1,6 @@
 """Score a classification study's best trial on held-out images with hidden labels.
 
-    python bench/classes_holdout.py study=studies/classes_quick images=/tmp/neu_split/test/images \
+    python bench/studies/classes_holdout.py study=studies/classes_quick images=/tmp/neu_split/test/images \
         labels=/tmp/neu_split/test_labels.csv [trials=1] [out=ours.json]
 
 Takes the ``trials`` best complete trials by OOF score, averages every fold model's probabilities (with

@@ -1,6 +1,6 @@
 """The baseline a classification search must beat: a plain timm script given the same time.
 
-    OMP_NUM_THREADS=2 python bench/plain_classes.py train=/tmp/neu_split/train test=/tmp/neu_split/test/images \
+    OMP_NUM_THREADS=2 python bench/baselines/plain_classes.py train=/tmp/neu_split/train test=/tmp/neu_split/test/images \
         labels=/tmp/neu_split/test_labels.csv seconds=300 [size=96] [model=resnet18] [holdout=0.2] [out=plain.json]
 
 What a competitor writes in an afternoon: timm ``model`` from scratch at ``size``x``size``, AdamW 2e-3,

@@ -1,6 +1,6 @@
 """Time of class-ensemble selection on synthetic OOF: one greedy selection per metric (tuning every blend).
 
-    python bench/bench_class_select.py [--images 10000] [--classes 10] [--candidates 30] [--steps 10] [out.json]
+    python bench/perf/bench_class_select.py [--images 10000] [--classes 10] [--candidates 30] [--steps 10] [out.json]
 
 Prints a table (metric, label kind, seconds, greedy steps, seconds per candidate blend tuned) and writes
 it as JSON to the path given. CPU only; set OMP_NUM_THREADS to fix the threads.

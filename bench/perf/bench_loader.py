@@ -1,6 +1,6 @@
 """Data-loader images/s at Severstal size (1600x256), epoch 1 and 2, 0/1/2 workers, beside the training step.
 
-    python bench/bench_loader.py [--images 48] [--batch 8] [--json out.json]
+    python bench/perf/bench_loader.py [--images 48] [--batch 8] [--json out.json]
 
 On the synthetic set (real Severstal size, JPEG), three ways to feed a trial:
 

@@ -1,6 +1,6 @@
 """Histogram scoring vs thresholding once per threshold, side by side on Severstal-scale OOF chunks.
 
-    python bench/bench_metric.py [images]
+    python bench/perf/bench_metric.py [images]
 
 Scores a (N, 4, 64, 400) uint8 OOF array (Severstal's 256x1600 at the stored 1/4 scale) on the
 default grid of 17 thresholds x 12 minimum areas, both ways, checks they agree, and prints seconds

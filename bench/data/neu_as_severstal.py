@@ -1,6 +1,6 @@
 """Turn the real NEU-Seg steel set into a Severstal-format folder the project has never seen.
 
-    python bench/neu_as_severstal.py OUT_DIR [NEU_SEG_DIR]
+    python bench/data/neu_as_severstal.py OUT_DIR [NEU_SEG_DIR]
 
 NEU-Seg (../shared/data/neu_seg: 200x200 grey JPEGs, PNG masks 0 background, 1 inclusions,
 2 patches, 3 scratches) becomes ``train.csv`` (ImageId,ClassId,EncodedPixels, defective pairs only),
@@ -20,7 +20,9 @@ import pandas as pd
 
 from trainables.data.rle import rle_encode
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "neu_seg"
+# ../shared/data beside the checkout, or above it (a worktree)
+SHARED = next((p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()), Path("../shared/data"))
+SOURCE = SHARED / "neu_seg"
 
 
 def convert(out: Path, source: Path = SOURCE) -> None:

@@ -1,6 +1,6 @@
 """What a kernel spends per test image besides the models: decode, resize back, post-processing, RLE.
 
-    python bench/bench_kernel_overhead.py [--height 256 --width 1600 --classes 4 --images 20]
+    python bench/perf/bench_kernel_overhead.py [--height 256 --width 1600 --classes 4 --images 20]
 
 Prints milliseconds per image for each part on this machine (one thread), the numbers
 ``ensembling/budget.py`` keeps as ``OVERHEAD_MS``.
