@@ -19,11 +19,19 @@ from pathlib import Path
 
 from fold_models_on_submission import fresh_work, hidden_scores, run_module  # beside this script
 
+from ensembling.cli import command, parse_args
+
 MARKER = ".nested_vs_hidden"
 
 
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
+USAGE = "python bench/studies/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR"
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(parse_args(argv, ["study", "data", "work"], [], USAGE)))
+
+
+def run(args: dict[str, str]) -> None:
     study, data, work = (Path(args[k]).resolve() for k in ("study", "data", "work"))
     fresh_work(work, MARKER)
     copy = work / "study"
@@ -44,4 +52,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ if [ -e "$work/ours" ] && [ ! -f "$work/ours/times.txt" ]; then
 fi
 mkdir -p "$work"
 t0=$(date +%s.%N)
-python "$here/../baselines/plain_script.py" "$data" "$work/plain.csv" > "$work/plain.log" 2>&1
+python "$here/../baselines/plain_script.py" data="$data" out="$work/plain.csv" > "$work/plain.log" 2>&1
 plain_s=$(echo "$(date +%s.%N) - $t0" | bc)
 plain_score=$(python -m ensembling.score submission="$work/plain.csv" truth="$data/test_truth.csv" images="$data/test_images")
 rm -rf "$work/ours"
