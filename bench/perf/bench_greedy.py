@@ -151,7 +151,7 @@ def run_gpu(args: SimpleNamespace) -> dict:
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: gpu mode needs CUDA; run `python bench/perf/bench_greedy.py cpu` here (or gpu --device cpu for a dry run)")
+        raise ValueError("mode=gpu needs CUDA; run `python bench/perf/bench_greedy.py mode=cpu` here (or mode=gpu device=cpu for a dry run)")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     pairs = args.images * CLASSES
     rng = torch.Generator(device=device).manual_seed(0)
