@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,10 @@ def test_a_wrong_value_names_the_key_and_rule(monkeypatch: pytest.MonkeyPatch, c
     assert capsys.readouterr().err == "error: mode must be one of cpu, gpu, got 'tpu'\n"
     assert module.main(["mode=cpu", "images=0"]) == 2
     assert capsys.readouterr().err == "error: images must be an integer >= 1, got 0\n"
+
+
+@pytest.mark.parametrize("script", sorted(ROOT.glob("bench/*/*.sh")), ids=lambda s: f"{s.parent.name}/{s.name}")
+def test_shell_script_parses_and_finds_its_siblings(script: Path) -> None:
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    for called in re.findall(r'"\$here/([^"]+)"', script.read_text()):
+        assert (script.parent / called).is_file(), f"{script.name} calls $here/{called}, which is not there"
