@@ -6,7 +6,7 @@ target is ``ms x target_reference / trial_reference``: a trial measured on a slo
 charged for the CPU. ``budget.device`` names a preset below, or is a number: a ratio applied to every
 measured time as it is. Beside the models, a kernel decodes each image, resizes each member's output
 back, post-processes and writes RLE: those are ``OVERHEAD_MS``, measured on this project's 2-core CPU
-by ``bench/bench_kernel_overhead.py`` (256x1600, 4 classes, one thread) and charged as they are.
+by ``bench/perf/bench_kernel_overhead.py`` (256x1600, 4 classes, one thread) and charged as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ PRESETS: dict[str, tuple[float, str]] = {
     "cpu-2core": (649.0, "measured: trainables.cost.reference_ms on this project's shared 2-core CPU, torch 2 threads"),
 }
 DEFAULT_DEVICE = "kaggle-p100"
-# ms per image of the non-model parts (bench/bench_kernel_overhead.py, 256x1600, 4 classes, one thread)
+# ms per image of the non-model parts (bench/perf/bench_kernel_overhead.py, 256x1600, 4 classes, one thread)
 OVERHEAD_MS = {"decode": 4.8, "post-processing": 49.0, "rle": 2.5}
 RESIZE_BACK_MS = 8.9  # per member: its C probability maps back to the image's size
 

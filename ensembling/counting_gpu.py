@@ -8,7 +8,7 @@ of ``T + 1`` threshold bins over all pixels and over the true ones, and each pai
 - ``triton (fused histogram)``: one program per (candidate, pair) reads each byte once and keeps its
   histogram in registers (``tl.histogram``): the step runs at memory speed.
 
-Used by ``bench/bench_greedy.py gpu``; needs no Ray. ``reference_counts`` is the CPU answer they must equal.
+Used by ``bench/perf/bench_greedy.py gpu``; needs no Ray. ``reference_counts`` is the CPU answer they must equal.
 """
 
 from __future__ import annotations

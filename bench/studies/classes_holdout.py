@@ -1,6 +1,6 @@
 """Score a classification study's best trial on held-out images with hidden labels.
 
-    python bench/classes_holdout.py study=studies/classes_quick images=/tmp/neu_split/test/images \
+    python bench/studies/classes_holdout.py study=studies/classes_quick images=/tmp/neu_split/test/images \
         labels=/tmp/neu_split/test_labels.csv [trials=1] [out=ours.json]
 
 Takes the ``trials`` best complete trials by OOF score, averages every fold model's probabilities (with
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from trainables.config import TrialConfig, from_flat
 from trainables.contract import StudyFolder
 from trainables.data.images import read_rgb
@@ -28,12 +29,18 @@ from trainables.preprocess import MULTIPLE, resize_image, scaled_size, to_tensor
 from trainables.tta import predict_labels_tta
 
 
+USAGE = "python bench/studies/classes_holdout.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV [trials=1] [out=OUT.json]"
+
+
 def main(argv: list[str]) -> int:
-    args = dict(word.split("=", 1) for word in argv)
+    return command(lambda: run({"trials": 1, **parse_args(argv, ["study", "images", "labels"], {"trials": COUNT, "out": TEXT}, USAGE)}))
+
+
+def run(args: dict) -> int:
     study = open_study(args["study"])
     folder = StudyFolder(Path(args["study"]))
     finished = [t for t in folder.trial_folders() if t.complete and t.read_metrics()["complete"]]
-    ranked = sorted(finished, key=lambda t: -t.read_metrics()["oof_score"])[: int(args.get("trials", 1))]
+    ranked = sorted(finished, key=lambda t: -t.read_metrics()["oof_score"])[: args["trials"]]
     with open(args["labels"]) as handle:
         rows = list(csv.DictReader(handle))
     names = list(study.data.class_names)
@@ -57,7 +64,7 @@ def main(argv: list[str]) -> int:
         "test_images": len(rows),
     }
     print(json.dumps(result, indent=2))
-    if "out" in args:
+    if args.get("out"):
         Path(args["out"]).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

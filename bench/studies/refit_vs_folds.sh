@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fold models against refit models of the same selection, scored on held-out truth with their inference cost.
 #
-#   bash bench/refit_vs_folds.sh STUDY_DIR DATA_ROOT WORK_DIR [threads=1]
+#   bash bench/studies/refit_vs_folds.sh STUDY_DIR DATA_ROOT WORK_DIR [threads=1]
 #
-# STUDY_DIR: a searched study (e.g. from bench/flow.sh or search.run on `python bench/neu_as_severstal.py`);
+# STUDY_DIR: a searched study (e.g. from bench/studies/flow.sh or search.run on `python bench/data/neu_as_severstal.py`);
 # DATA_ROOT: test_images/, sample_submission.csv and test_truth.csv. Selects, refits the members on every
 # training image, exports both ways, predicts each with bench=true and scores each: one line per export.
 set -euo pipefail

@@ -1,6 +1,6 @@
 """What a kernel spends per test image besides the models: decode, resize back, post-processing, RLE.
 
-    python bench/bench_kernel_overhead.py [--height 256 --width 1600 --classes 4 --images 20]
+    python bench/perf/bench_kernel_overhead.py [height=256] [width=1600] [classes=4] [images=20]
 
 Prints milliseconds per image for each part on this machine (one thread), the numbers
 ``ensembling/budget.py`` keeps as ``OVERHEAD_MS``.
@@ -8,15 +8,17 @@ Prints milliseconds per image for each part on this machine (one thread), the nu
 
 from __future__ import annotations
 
-import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import torch
 
+from ensembling.cli import COUNT, Typed, command, parse_args
 from trainables.data.rle import rle_encode
 from trainables.postprocess import apply_postprocessing
 from trainables.preprocess import resize_probs
@@ -30,13 +32,16 @@ def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return 1000 * (time.perf_counter() - start) / repeats
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--images", type=int, default=20)
-    args = parser.parse_args()
+USAGE = "python bench/perf/bench_kernel_overhead.py [height=256] [width=1600] [classes=4] [images=20]"
+KEYS = {"height": Typed(int, 4), "width": Typed(int, 4), "classes": COUNT, "images": COUNT}
+DEFAULTS = {"height": 256, "width": 1600, "classes": 4, "images": 20}
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(SimpleNamespace(**{**DEFAULTS, **parse_args(argv, [], KEYS, USAGE)})))
+
+
+def run(args: SimpleNamespace) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
@@ -62,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

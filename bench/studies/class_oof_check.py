@@ -1,6 +1,6 @@
 """Does a classification trial's OOF match what its fold models predict through the predictor's path?
 
-    python bench/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV
+    python bench/studies/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV
 
 Takes the study's best complete trial; for each fold model, recomputes its validation images' probabilities
 the way the predictor reads an image (``read_rgb``, ``resize_image``, ``to_tensor``, the trial's TTA) and
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ensembling.cli import command, parse_args
 from trainables.config import TrialConfig, from_flat
 from trainables.contract import StudyFolder
 from trainables.data.images import read_rgb
@@ -28,8 +29,14 @@ from trainables.preprocess import MULTIPLE, resize_image, scaled_size, to_tensor
 from trainables.tta import predict_labels_tta
 
 
+USAGE = "python bench/studies/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV"
+
+
 def main(argv: list[str]) -> int:
-    args = dict(word.split("=", 1) for word in argv)
+    return command(lambda: run(parse_args(argv, ["study", "images", "labels"], [], USAGE)))
+
+
+def run(args: dict[str, str]) -> int:
     study = open_study(args["study"])
     folder = StudyFolder(Path(args["study"]))
     trial = max((t for t in folder.trial_folders() if t.complete), key=lambda t: t.read_metrics()["oof_score"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole chain on a Severstal-format folder, timed step by step, the submission scored at the end.
 #
-#   bash bench/flow.sh WORK_DIR [DATA_ROOT] [extra search key=value ...]
+#   bash bench/studies/flow.sh WORK_DIR [DATA_ROOT] [extra search key=value ...]
 #
 # DATA_ROOT needs train.csv, train_images/, test_images/, sample_submission.csv and test_truth.csv
 # (the truth of the test images, in train.csv's layout). Without DATA_ROOT the built-in synthetic set

@@ -1,6 +1,6 @@
 """What tuning the post-processing costs on a Severstal-size OOF blend, stage by stage.
 
-    python bench/bench_components.py [--images 12568] [--chunk 256]
+    python bench/perf/bench_components.py [images=12568] [chunk=256]
 
 Stage 1 (threshold x minimum area x gate from per-pair counts) and stage 2 (connected components
 computed once per pair at each class's chosen threshold, then component size x area x gate) on
@@ -9,25 +9,30 @@ computed once per pair at each class's chosen threshold, then component size x a
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import make_data
 
+from ensembling.cli import COUNT, command, parse_args
 from trainables.metrics import pair_counts
 from trainables.postprocess import PairStats, Tuner, image_probs_from
 
+USAGE = "python bench/perf/bench_components.py [images=12568] [chunk=256]"
+KEYS = {"images": COUNT, "chunk": COUNT}
+DEFAULTS = {"images": 12568, "chunk": 256}
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=12568)
-    parser.add_argument("--chunk", type=int, default=256)
-    args = parser.parse_args()
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(SimpleNamespace(**{**DEFAULTS, **parse_args(argv, [], KEYS, USAGE)})))
+
+
+def run(args: SimpleNamespace) -> None:
     tuner = Tuner()
     [step] = tuner.component_steps
     chunks = [(s, min(args.chunk, args.images - s)) for s in range(0, args.images, args.chunk)]
@@ -63,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,13 +1,13 @@
 """The OOF score and both nested estimates of a masks study, against the hidden score they estimate.
 
-    python bench/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR
+    python bench/studies/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR
 
 A copy of the study is selected twice (``ensembling.select nested.split=folds``, then ``images``: the
 selection itself is the same, only the nested estimate differs), exported, and scored on the hidden test
-images by ``bench/fold_models_on_submission.py``: once per fold with each member cut to that fold's model
+images by ``bench/studies/fold_models_on_submission.py``: once per fold with each member cut to that fold's model
 (the mean is the hidden score of what OOF and the nested estimates describe: one model per image), and
 as exported (fold models averaged). Prints one line of numbers and which estimate is the closer.
-``data`` as for bench/flow.sh; ``work`` is created, or replaced only when an earlier run wrote it.
+``data`` as for bench/studies/flow.sh; ``work`` is created, or replaced only when an earlier run wrote it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ from pathlib import Path
 
 from fold_models_on_submission import fresh_work, hidden_scores, run_module  # beside this script
 
+from ensembling.cli import command, parse_args
+
 MARKER = ".nested_vs_hidden"
 
 
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
+USAGE = "python bench/studies/nested_vs_hidden.py study=DIR data=DATA_ROOT work=WORK_DIR"
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(parse_args(argv, ["study", "data", "work"], [], USAGE)))
+
+
+def run(args: dict[str, str]) -> None:
     study, data, work = (Path(args[k]).resolve() for k in ("study", "data", "work"))
     fresh_work(work, MARKER)
     copy = work / "study"
@@ -44,4 +52,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

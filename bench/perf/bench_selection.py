@@ -1,30 +1,33 @@
 """A whole selection at Severstal size on this machine, and the share of pixels a real study keeps.
 
-    python bench/bench_selection.py synthetic --dir /tmp/selbench [--images 12568] [--candidates 8] [--steps 10] [--path compact|fused] [--reuse]
-    python bench/bench_selection.py study --study studies/quick
+    python bench/perf/bench_selection.py mode=synthetic dir=/tmp/selbench [images=12568] [candidates=8] [steps=10] [noise=16] [path=compact|fused] [reuse=true]
+    python bench/perf/bench_selection.py mode=study study=studies/quick
 
-``synthetic`` writes memory-mapped OOF of (images, 4, 64, 400) uint8 per candidate to ``--dir`` (never all
+``synthetic`` writes memory-mapped OOF of (images, 4, 64, 400) uint8 per candidate to ``dir`` (never all
 in memory), then times what ``ensembling.select`` does: gathering the pixels that can pass a threshold,
 every single's score, the greedy steps, the component tuning of the chosen blend. ``study`` reports, for
 a real study's trials, the share of pixels kept (what a greedy step reads instead of every pixel).
+``path=compact`` is what select uses when few pixels can pass (the default), ``fused`` the dense pass;
+``reuse=true`` reuses the memmaps already in ``dir``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import CLASSES, H, W, make_data
 
 from ensembling.blend import BlendScorer
+from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from ensembling.greedy import GreedyConfig
 from ensembling.select import choose
 from trainables.postprocess import GATE_BLEND_MAX, Tuner
@@ -46,7 +49,7 @@ def write_memmaps(folder: Path, images: int, candidates: int, noise: int) -> tup
     return [np.load(folder / f"oof{k}.npy", mmap_mode="r") for k in range(candidates)], np.load(folder / "truth.npy", mmap_mode="r")
 
 
-def synthetic(args: argparse.Namespace) -> None:
+def synthetic(args: SimpleNamespace) -> None:
     start = time.perf_counter()
     files = [args.dir / "truth.npy", *(args.dir / f"oof{k}.npy" for k in range(args.candidates))]
     if args.reuse and all(f.exists() for f in files) and np.load(files[0], mmap_mode="r").shape[0] == args.images:
@@ -72,7 +75,7 @@ def synthetic(args: argparse.Namespace) -> None:
     print(f"  total {sum(times.values()):.1f} s; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores")
 
 
-def study(args: argparse.Namespace) -> None:
+def study(args: SimpleNamespace) -> None:
     from ensembling.select import split_candidates
     from trainables.data.study import open_study
 
@@ -84,20 +87,25 @@ def study(args: argparse.Namespace) -> None:
     print(f"{args.study}: {len(candidates)} candidates, OOF {opened.truth().shape}, kept {100 * kept:.2f}% of pixels")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["synthetic", "study"])
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/selbench"))
-    parser.add_argument("--images", type=int, default=12568)
-    parser.add_argument("--candidates", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--noise", type=int, default=16)
-    parser.add_argument("--study", type=str, default=None)
-    parser.add_argument("--path", choices=["compact", "fused"], default="compact", help="compact: what select uses when few pixels can pass (the default); fused: the dense pass")
-    parser.add_argument("--reuse", action="store_true", help="reuse the memmaps already in --dir")
-    args = parser.parse_args()
-    synthetic(args) if args.mode == "synthetic" else study(args)
+USAGE = ("python bench/perf/bench_selection.py mode=synthetic|study [dir=/tmp/selbench] [images=12568] [candidates=8] [steps=10] "
+         "[noise=16] [path=compact|fused] [reuse=true] [study=STUDY_DIR]")
+KEYS = {"dir": TEXT, "images": COUNT, "candidates": COUNT, "steps": COUNT, "noise": COUNT, "study": TEXT,
+        "path": Typed(str, choices=("compact", "fused")), "reuse": FLAG}
+DEFAULTS = {"dir": "/tmp/selbench", "images": 12568, "candidates": 8, "steps": 10, "noise": 16, "study": "", "path": "compact", "reuse": False}
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        given = parse_args(argv, ["mode"], KEYS, USAGE)
+        Typed(str, choices=("synthetic", "study")).check("mode", given["mode"])
+        args = SimpleNamespace(**{**DEFAULTS, **given})
+        args.dir = Path(args.dir)
+        if args.mode == "study" and not args.study:
+            raise ValueError(f"mode=study needs study=STUDY_DIR; usage: {USAGE}")
+        synthetic(args) if args.mode == "synthetic" else study(args)
+
+    return command(body)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

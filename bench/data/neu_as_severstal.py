@@ -1,8 +1,8 @@
 """Turn the real NEU-Seg steel set into a Severstal-format folder the project has never seen.
 
-    python bench/neu_as_severstal.py OUT_DIR [NEU_SEG_DIR]
+    python bench/data/neu_as_severstal.py out=OUT_DIR [source=NEU_SEG_DIR]
 
-NEU-Seg (../shared/data/neu_seg: 200x200 grey JPEGs, PNG masks 0 background, 1 inclusions,
+NEU-Seg (``source``, by default ../shared/data/neu_seg beside the checkout or above it: 200x200 grey JPEGs, PNG masks 0 background, 1 inclusions,
 2 patches, 3 scratches) becomes ``train.csv`` (ImageId,ClassId,EncodedPixels, defective pairs only),
 ``train_images/``, ``test_images/`` (the source's test split), ``test_truth.csv`` and a
 ``sample_submission.csv`` in the first Severstal layout (ImageId_ClassId), so the whole chain runs
@@ -18,9 +18,12 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
+from ensembling.cli import TEXT, command, parse_args
 from trainables.data.rle import rle_encode
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "neu_seg"
+# ../shared/data beside the checkout, or above it (a worktree)
+SHARED = next((p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()), Path("../shared/data"))
+SOURCE = SHARED / "neu_seg"
 
 
 def convert(out: Path, source: Path = SOURCE) -> None:
@@ -44,6 +47,16 @@ def convert(out: Path, source: Path = SOURCE) -> None:
     pd.DataFrame(sample, columns=["ImageId_ClassId", "EncodedPixels"]).to_csv(out / "sample_submission.csv", index=False)
 
 
+USAGE = "python bench/data/neu_as_severstal.py out=OUT_DIR [source=NEU_SEG_DIR]"
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        args = {"source": str(SOURCE), **parse_args(argv, ["out"], {"source": TEXT}, USAGE)}
+        convert(Path(args["out"]), Path(args["source"]))
+
+    return command(body)
+
+
 if __name__ == "__main__":
-    # NEU_SEG_DIR defaults to ../shared/data/neu_seg beside the repo (give it from a git worktree elsewhere).
-    convert(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else SOURCE)
+    sys.exit(main(sys.argv[1:]))

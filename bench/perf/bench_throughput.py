@@ -1,30 +1,35 @@
 """A trial's training throughput against a bare PyTorch loop of the same model, batch, size and precision.
 
-    python bench/bench_throughput.py OUT.json                      # CPU: a tiny Unet, 1 thread, fp32
-    python bench/bench_throughput.py OUT.json --gpu                # Unet-resnet34, bf16, channels_last, 16 x 256x1600
-    python bench/bench_throughput.py OUT.json --gpu --processes 4  # ... and 4 trial processes sharing the GPU
+    python bench/perf/bench_throughput.py out=OUT.json                           # CPU: a tiny Unet, 1 thread, fp32
+    python bench/perf/bench_throughput.py out=OUT.json gpu=true                  # Unet-resnet34, bf16, channels_last, 16 x 256x1600
+    python bench/perf/bench_throughput.py out=OUT.json gpu=true processes=4      # ... and 4 trial processes sharing the GPU
 
 Both sides train on the same pre-made batches of random tensors (pinned in host memory, copied to the
 device each step, as a loader's batches are), so the ratio measures only what the trial's loop adds:
 ``trainables.loop.train_epoch`` with our optimizer, per-step schedule, loss and precision handling,
-against the ten lines a user writes. The sides alternate for ``--repeats`` rounds and the best round of
+against the ten lines a user writes. The sides alternate for ``repeats`` rounds and the best round of
 each counts. No Ray, no data layer. Prints a table and writes the numbers to OUT.json.
+
+Other keys (unset ones take the CPU or GPU preset): ``encoder``, ``depth``, ``decoder=[256,128,64]``,
+``batch``, ``height``, ``width``, ``classes=4``, ``precision``, ``channels_last=false``, ``compile=true``,
+``steps``, ``warmup``, ``repeats=3``, ``distinct=4`` (pre-made batches, cycled), ``threads=1`` (CPU mode).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from trainables.config import TrialConfig, from_flat
 from trainables.loop import FoldRun, autocast, autocast_dtype, train_epoch
 from trainables.losses import get_loss
@@ -32,7 +37,7 @@ from trainables.models import build_model
 from trainables.optim import make_optimizer, make_schedule
 
 
-def trial_config(args: argparse.Namespace) -> TrialConfig:
+def trial_config(args: SimpleNamespace) -> TrialConfig:
     flat = {
         "model.arch": "Unet",
         "model.encoder": args.encoder,
@@ -48,7 +53,7 @@ def trial_config(args: argparse.Namespace) -> TrialConfig:
     return from_flat(TrialConfig, flat)
 
 
-def make_batches(args: argparse.Namespace, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def make_batches(args: SimpleNamespace, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(args.distinct):
@@ -119,7 +124,7 @@ def new_model(cfg: TrialConfig, classes: int, device: torch.device, channels_las
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def measure(args: argparse.Namespace) -> dict:
+def measure(args: SimpleNamespace) -> dict:
     """Alternate bare and trial rounds on one device; the best round of each side counts."""
     device = torch.device("cuda" if args.gpu else "cpu")
     if device.type == "cuda":
@@ -151,49 +156,59 @@ def run_side(side: str, model, batches, steps, device, dtype, cfg, channels_last
     return trial_loop(model, batches, steps, device, dtype, cfg)
 
 
-def concurrent(args: argparse.Namespace) -> dict:
-    """``--processes`` trial processes on one GPU at once (as Ray packs fractional trials), summed."""
+def concurrent(args: SimpleNamespace) -> dict:
+    """``processes`` trial processes on one GPU at once (as Ray packs fractional trials), summed."""
     outs = [Path(args.out).with_suffix(f".proc{i}.json") for i in range(args.processes)]
-    base = [sys.executable, __file__, "--gpu", "--only-trial", "--repeats", "1", "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    base += ["--encoder", args.encoder, "--batch", str(args.batch), "--height", str(args.height), "--width", str(args.width)]
-    base += ["--precision", args.precision, "--distinct", str(args.distinct)] + ([] if args.channels_last else ["--no-channels-last"])
-    procs = [subprocess.Popen([*base, str(out)]) for out in outs]
+    base = [sys.executable, __file__, "gpu=true", "only_trial=true", "repeats=1", f"steps={args.steps}", f"warmup={args.warmup}"]
+    base += [f"encoder={args.encoder}", f"batch={args.batch}", f"height={args.height}", f"width={args.width}"]
+    base += [f"precision={args.precision}", f"distinct={args.distinct}", f"channels_last={str(args.channels_last).lower()}"]
+    procs = [subprocess.Popen([*base, f"out={out}"]) for out in outs]
     codes = [p.wait() for p in procs]
     if any(codes):
-        raise SystemExit(f"error: a concurrent trial process failed (exit codes {codes})")
+        raise ValueError(f"a concurrent trial process failed (exit codes {codes}); its error is printed above")
     each = [json.loads(out.read_text()) for out in outs]
     return {"per_process": [e["trial_img_s"] for e in each], "sum": sum(e["trial_img_s"] for e in each), "peak_gib": [e["peak_gib"].get("trial") for e in each]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--gpu", action="store_true", help="Unet-resnet34, bf16, channels_last, batch 16, 256x1600 unless overridden")
-    parser.add_argument("--processes", type=int, default=0, help="also run this many trial processes at once on the GPU")
-    parser.add_argument("--only-trial", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--encoder")
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--decoder", type=int, nargs="*")
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--precision")
-    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--warmup", type=int)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--distinct", type=int, default=4, help="distinct pre-made batches, cycled")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
-    args = parser.parse_args()
+USAGE = ("python bench/perf/bench_throughput.py out=OUT.json [gpu=true] [processes=0] [encoder=NAME] [depth=N] [decoder=[256,128,64]] "
+         "[batch=N] [height=N] [width=N] [classes=4] [precision=fp32|bf16|fp16] [channels_last=true] [compile=false] "
+         "[steps=N] [warmup=N] [repeats=3] [distinct=4] [threads=1]")
+# gpu: Unet-resnet34, bf16, channels_last, batch 16, 256x1600 unless overridden; processes: also run this many trial
+# processes at once on the GPU; only_trial: what each of those processes runs (no bare loop, no table)
+KEYS = {"gpu": FLAG, "processes": Typed(int, 0), "only_trial": FLAG, "encoder": TEXT, "depth": COUNT, "decoder": None,
+        "batch": COUNT, "height": COUNT, "width": COUNT, "classes": COUNT, "precision": TEXT, "channels_last": FLAG,
+        "compile": FLAG, "steps": COUNT, "warmup": Typed(int, 0), "repeats": COUNT, "distinct": COUNT, "threads": COUNT}
+DEFAULTS = {"gpu": False, "processes": 0, "only_trial": False, "encoder": None, "depth": None, "decoder": None, "batch": None,
+            "height": None, "width": None, "classes": 4, "precision": None, "channels_last": True, "compile": False,
+            "steps": None, "warmup": None, "repeats": 3, "distinct": 4, "threads": 1}
+
+
+def decoder_channels(value: object) -> list[int] | None:
+    """``decoder=[256,128,64]``: one positive integer per decoder block, or unset."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ValueError(f"decoder must be a list of integers >= 1, one per decoder block, got {value!r} (e.g. decoder=[256,128,64])")
+    return value
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        args = SimpleNamespace(**{**DEFAULTS, **parse_args(argv, ["out"], KEYS, USAGE)})
+        args.decoder = decoder_channels(args.decoder)
+        run(args)
+
+    return command(body)
+
+
+def run(args: SimpleNamespace) -> None:
     gpu = {"encoder": "resnet34", "depth": 5, "batch": 16, "height": 256, "width": 1600, "precision": "bf16", "steps": 40, "warmup": 15}
     cpu = {"encoder": "resnet18", "depth": 3, "batch": 8, "height": 64, "width": 64, "precision": "fp32", "steps": 30, "warmup": 5}
     for key, value in (gpu if args.gpu else cpu).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.gpu and not torch.cuda.is_available():
-        raise SystemExit("error: --gpu asked for, but torch sees no CUDA device")
+        raise ValueError("gpu=true asked for, but torch sees no CUDA device; leave gpu= out to measure on the CPU")
     if not args.gpu:
         torch.set_num_threads(args.threads)
     measured = measure(args)
@@ -237,4 +252,4 @@ def print_table(report: dict) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    main()
+    sys.exit(main(sys.argv[1:]))

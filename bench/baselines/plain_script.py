@@ -1,11 +1,12 @@
 """The script a competent user writes instead of using this project: the baseline `space=quick` must beat.
 
-    python bench/plain_script.py DATA_ROOT OUT.csv [epochs=15] [scale=0.5] [seed=0]
+    python bench/baselines/plain_script.py data=DATA_ROOT out=OUT.csv [epochs=15] [scale=0.5] [seed=0]
 
 A Severstal folder (train.csv, train_images/, test_images/, sample_submission.csv): smp Unet-resnet18
 from scratch at half scale, BCE + Dice, Adam 1e-3, 15 epochs, flips; 10% of the training images held
 out to choose each class's minimum area at threshold 0.5; then the test images predicted and written
-in the sample's layout. Nothing of this package is used (score it with ``python -m ensembling.score``).
+in the sample's layout. Nothing of this package is used but its command-line parsing (score it with
+``python -m ensembling.score``).
 """
 
 import sys
@@ -18,6 +19,8 @@ import pandas as pd
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
+
+from ensembling.cli import COUNT, POSITIVE, Typed, command, parse_args
 
 
 def decode(rle, shape):
@@ -53,7 +56,7 @@ def predict(model, x):
         return torch.cat([torch.sigmoid(model(x[i : i + 32])) for i in range(0, len(x), 32)])
 
 
-def main(root, out, epochs=15, scale=0.5, seed=0):
+def run(root, out, epochs=15, scale=0.5, seed=0):
     root, started = Path(root), time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -113,6 +116,19 @@ def main(root, out, epochs=15, scale=0.5, seed=0):
     print(f"wrote {out} in {time.time() - started:.0f}s")
 
 
+USAGE = "python bench/baselines/plain_script.py data=DATA_ROOT out=OUT.csv [epochs=15] [scale=0.5] [seed=0]"
+KEYS = {"epochs": COUNT, "scale": POSITIVE, "seed": Typed(int, 0)}
+
+
+def main(argv: list[str]) -> int:
+    """The project's ``key=value`` parsing, so bad input is one ``error:`` line; the training uses none of it."""
+
+    def body() -> None:
+        args = {"epochs": 15, "scale": 0.5, "seed": 0, **parse_args(argv, ["data", "out"], KEYS, USAGE)}
+        run(args["data"], args["out"], args["epochs"], args["scale"], args["seed"])
+
+    return command(body)
+
+
 if __name__ == "__main__":
-    keys = dict(w.split("=", 1) for w in sys.argv[3:])
-    main(sys.argv[1], sys.argv[2], int(keys.get("epochs", 15)), float(keys.get("scale", 0.5)), int(keys.get("seed", 0)))
+    sys.exit(main(sys.argv[1:]))

@@ -2,7 +2,7 @@
 skips no image (the classifier's overhead), and with a gate that skips every image (the classifier alone),
 at Severstal's size (256x1600, segmentation members at 128x800, the classifier at 128x800).
 
-    python bench/bench_gate_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8] [--classifier resnet18]
+    python bench/perf/bench_gate_predict.py out=OUT.json [device=cuda] [images=64] [members=2] [folds=5] [batch=8] [classifier=resnet18] [size=[256,1600]]
 
 No Ray, no study, no network: a synthetic export (Unet/resnet34 members as ``bench_predict.py``, plus a
 timm classifier with random weights whose output bias is set so that every image is, or is not, under
@@ -13,13 +13,13 @@ and writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import make_export, timed
 
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from ensembling.predictor import Predictor
 from trainables.config import TrialConfig, from_flat, to_flat
 from trainables.models import build_model, save_weights
@@ -60,17 +61,30 @@ def set_bias(predictor: Predictor, value: float) -> None:
                 head.bias.fill_(value)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--members", type=int, default=2)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--classifier", default="resnet18")
-    parser.add_argument("--size", type=int, nargs=2, default=[256, 1600])
-    args = parser.parse_args()
+USAGE = ("python bench/perf/bench_gate_predict.py out=OUT.json [device=cuda|cpu] [images=64] [members=2] [folds=5] [batch=8] "
+         "[classifier=resnet18] [size=[256,1600]]")
+KEYS = {"device": TEXT, "images": COUNT, "members": COUNT, "folds": COUNT, "batch": COUNT, "classifier": TEXT, "size": None}
+
+
+def image_size(value: object) -> list[int]:
+    """``size=[H,W]``: two positive integers."""
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ValueError(f"size must be [HEIGHT,WIDTH], two integers >= 1, got {value!r} (e.g. size=[256,1600])")
+    return value
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        defaults = {"device": "cuda" if torch.cuda.is_available() else "cpu", "images": 64, "members": 2, "folds": 5, "batch": 8,
+                    "classifier": "resnet18", "size": [256, 1600]}
+        args = SimpleNamespace(**{**defaults, **parse_args(argv, ["out"], KEYS, USAGE)})
+        args.size = image_size(args.size)
+        run(args)
+
+    return command(body)
+
+
+def run(args: SimpleNamespace) -> None:
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (*args.size, 3), dtype=np.uint8) for _ in range(args.images)]
@@ -105,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,21 +1,23 @@
 """Time of class-ensemble selection on synthetic OOF: one greedy selection per metric (tuning every blend).
 
-    python bench/bench_class_select.py [--images 10000] [--classes 10] [--candidates 30] [--steps 10] [out.json]
+    python bench/perf/bench_class_select.py [images=10000] [classes=10] [candidates=30] [steps=10] [out=OUT.json]
 
 Prints a table (metric, label kind, seconds, greedy steps, seconds per candidate blend tuned) and writes
-it as JSON to the path given. CPU only; set OMP_NUM_THREADS to fix the threads.
+it as JSON to ``out`` when given. CPU only; set OMP_NUM_THREADS to fix the threads.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 from ensembling.classify import ClassScorer
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from ensembling.greedy import GreedyConfig, greedy_select
 
 
@@ -32,14 +34,16 @@ def candidates(truth: np.ndarray, n: int, multi: bool, rng: np.random.Generator)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out", nargs="?")
-    parser.add_argument("--images", type=int, default=10000)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--candidates", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=10)
-    args = parser.parse_args()
+USAGE = "python bench/perf/bench_class_select.py [images=10000] [classes=10] [candidates=30] [steps=10] [out=OUT.json]"
+KEYS = {"images": COUNT, "classes": COUNT, "candidates": COUNT, "steps": COUNT, "out": TEXT}
+DEFAULTS = {"images": 10000, "classes": 10, "candidates": 30, "steps": 10, "out": ""}
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(SimpleNamespace(**{**DEFAULTS, **parse_args(argv, [], KEYS, USAGE)})))
+
+
+def run(args: SimpleNamespace) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for multi, metrics in ((False, ("accuracy", "log_loss", "roc_auc")), (True, ("macro_f1", "accuracy", "log_loss"))):
@@ -73,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Data-loader images/s at Severstal size (1600x256), epoch 1 and 2, 0/1/2 workers, beside the training step.
 
-    python bench/bench_loader.py [--images 48] [--batch 8] [--json out.json]
+    python bench/perf/bench_loader.py [images=48] [batch=8] [steps=2] [json=out.json]
 
 On the synthetic set (real Severstal size, JPEG), three ways to feed a trial:
 
@@ -17,18 +17,20 @@ step on the same batch size and size) in images/s on this machine, so the loader
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch.utils.data import DataLoader
 
 import trainables.data  # noqa: F401
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from trainables.config import ModelConfig
 from trainables.data.cache import DiskCache
 from trainables.data.dataset import SegmentationDataset, make_cache
@@ -61,13 +63,16 @@ def step_rate(batch: int, steps: int) -> float:
     return batch / min(times[1:])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+USAGE = "python bench/perf/bench_loader.py [images=48] [batch=8] [steps=2] [json=OUT.json]"
+KEYS = {"images": COUNT, "batch": COUNT, "steps": COUNT, "json": TEXT}
+DEFAULTS = {"images": 48, "batch": 8, "steps": 2, "json": ""}
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(SimpleNamespace(**{**DEFAULTS, **parse_args(argv, [], KEYS, USAGE)})))
+
+
+def run(args: SimpleNamespace) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     results: dict = {"images": args.images, "batch": args.batch, "cpus": os.cpu_count(), "machine": platform.machine()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +95,8 @@ def main() -> None:
     print(f"training step (Unet resnet18, batch {args.batch}, {SIZE[1]}x{SIZE[0]}, {torch.get_num_threads()} threads): "
           f"{results['train_step_img_s']:.2f} img/s")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

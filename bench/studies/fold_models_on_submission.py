@@ -1,6 +1,6 @@
 """Which estimate is honest: the submission with each fold's models alone, beside the K-fold average.
 
-    python bench/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR
+    python bench/studies/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR
 
 An OOF prediction comes from one fold model; a test prediction from the average of the K fold models of
 each member. So the OOF score and the nested estimate both describe a one-model-per-member ensemble, and
@@ -8,7 +8,7 @@ the exported one can score above both. This copies ``export`` once per fold ``f`
 every gate member) cut to its fold-``f`` checkpoint, predicts the test images with each copy and scores
 it (``ensembling.predict``, ``ensembling.score``), then the untouched export. Printed: each fold's test
 score, their mean (the hidden score of what OOF and nested estimate), the export's own, and the manifest's
-OOF and nested scores beside them. ``data`` as for bench/flow.sh (test_images/, sample_submission.csv,
+OOF and nested scores beside them. ``data`` as for bench/studies/flow.sh (test_images/, sample_submission.csv,
 test_truth.csv). ``work`` is created, or replaced only when an earlier run of this script wrote it.
 """
 
@@ -20,23 +20,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ensembling.cli import command, parse_args
 from ensembling.score import score_submission
 
 MARKER = ".fold_models_on_submission"
 
 
 def run_module(*argv: str) -> str:
-    """``python -m argv...`` in its own process (as a user runs it); exits with its last error line."""
+    """``python -m argv...`` in its own process (as a user runs it); its failure raises with its last error line."""
     result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"error: {argv[0]} failed: {result.stderr.strip().splitlines()[-1:]}")
+        raise ValueError(f"{argv[0]} failed: {result.stderr.strip().splitlines()[-1:]}")
     return result.stdout
 
 
 def fresh_work(work: Path, marker: str) -> None:
     """Make ``work`` empty, replacing only a folder an earlier run of the same script marked as its own."""
     if work.exists() and not (work / marker).is_file():
-        sys.exit(f"error: {work} exists and was not written by this script; give another work=")
+        raise ValueError(f"{work} exists and was not written by this script; give another work=")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / marker).touch()
@@ -52,7 +53,7 @@ def _one_fold(manifest: dict, fold: int) -> dict:
     for member in [*cut["members"], *(cut.get("gate") or {}).get("members", [])]:
         checkpoints = member["checkpoints"]
         if len(checkpoints) <= fold:
-            sys.exit(f"error: member {member['trial_id']} has {len(checkpoints)} checkpoint(s), no fold {fold} (an export of refit models has one)")
+            raise ValueError(f"member {member['trial_id']} has {len(checkpoints)} checkpoint(s), no fold {fold} (an export of refit models has one)")
         member["checkpoints"] = [checkpoints[fold]]
     return cut
 
@@ -71,8 +72,14 @@ def hidden_scores(export: Path, data: Path, work: Path) -> tuple[list[float], fl
     return scores, _score(export, data, work / "submission-all.csv")
 
 
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
+USAGE = "python bench/studies/fold_models_on_submission.py export=DIR data=DATA_ROOT work=WORK_DIR"
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(parse_args(argv, ["export", "data", "work"], [], USAGE)))
+
+
+def run(args: dict[str, str]) -> None:
     export, data, work = Path(args["export"]).resolve(), Path(args["data"]).resolve(), Path(args["work"]).resolve()
     scores, full = hidden_scores(export, data, work)
     folds, mean = len(scores), sum(scores) / len(scores)
@@ -87,4 +94,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

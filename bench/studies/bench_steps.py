@@ -1,6 +1,6 @@
 """What each post-processing step adds on a selected ensemble's OOF, over threshold and minimum area alone.
 
-    python bench/bench_steps.py STUDY_DIR
+    python bench/studies/bench_steps.py study=STUDY_DIR
 
 Reads ``<study>/ensemble.json`` (its best greedy prefix), blends those members' OOF and tunes subsets of
 the registered steps on it; prints the tuned OOF score of each subset. OOF scores are optimistic (tuned
@@ -13,15 +13,23 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ensembling.blend import BlendScorer
+from ensembling.cli import command, parse_args
 from ensembling.select import split_candidates, study_metric
 from trainables.data.study import open_study
 from trainables.postprocess import Tuner, tune
 
 
-def main(study_dir: str) -> None:
+USAGE = "python bench/studies/bench_steps.py study=STUDY_DIR"
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(parse_args(argv, ["study"], [], USAGE)["study"]))
+
+
+def run(study_dir: str) -> None:
     study = open_study(study_dir)
     candidates, _ = split_candidates(study)
     ids = [c.candidate_id for c in candidates]
@@ -37,4 +45,4 @@ def main(study_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Histogram scoring vs thresholding once per threshold, side by side on Severstal-scale OOF chunks.
 
-    python bench/bench_metric.py [images]
+    python bench/perf/bench_metric.py [images=256]
 
 Scores a (N, 4, 64, 400) uint8 OOF array (Severstal's 256x1600 at the stored 1/4 scale) on the
 default grid of 17 thresholds x 12 minimum areas, both ways, checks they agree, and prints seconds
@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ensembling.cli import COUNT, command, parse_args
 from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, score_grid, threshold_levels
 
 
@@ -45,7 +46,14 @@ def timed(fn, repeats: int = 3):  # type: ignore[no-untyped-def]
     return sorted(times)[repeats // 2], result
 
 
-def main(images: int) -> None:
+USAGE = "python bench/perf/bench_metric.py [images=256]"
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(parse_args(argv, [], {"images": COUNT}, USAGE).get("images", 256)))
+
+
+def run(images: int) -> None:
     rng = np.random.default_rng(0)
     truth = np.zeros((images, 4, 64, 400), np.uint8)
     truth[:, :, 20:40, 100:200] = rng.random((images, 4, 1, 1)) < 0.3
@@ -60,4 +68,4 @@ def main(images: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 256)
+    sys.exit(main(sys.argv[1:]))

@@ -1,27 +1,29 @@
 """RLE encode and decode against the widely copied Kaggle kernel functions, side by side in one run.
 
-    python bench/bench_rle.py [--csv ../shared/data/severstal_real/train_real_subset.csv] [--repeats 5]
+    python bench/perf/bench_rle.py [csv=../shared/data/severstal_real/train_real_subset.csv] [repeats=5] [json=OUT.json]
 
 Every real row (1,429 rows, 256 x 1600, column-major) is decoded by both decoders and the masks
 compared; every mask is encoded by both encoders and the strings compared; then each is timed
-(per row, the best of --repeats tries, the two functions taking turns; summed over rows). Masks given to the encoders are C-ordered (what a predictor
+(per row, the best of ``repeats`` tries, the two functions taking turns; summed over rows). Masks given to the encoders are C-ordered (what a predictor
 holds), the same arrays for both. Prints a table; the speed-up is kernel time / ours.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
 
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from trainables.data.rle import rle_decode, rle_encode
 
 # ../shared/data beside the checkout, or above it (a worktree)
@@ -71,12 +73,15 @@ def per_row_best(repeats: int, items: list, works: dict) -> dict[str, float]:
     return total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+USAGE = "python bench/perf/bench_rle.py [csv=SEVERSTAL_TRAIN_CSV] [repeats=5] [json=OUT.json]"
+KEYS = {"csv": TEXT, "repeats": COUNT, "json": TEXT}  # json: also write the results here
+
+
+def main(argv: list[str]) -> int:
+    return command(lambda: run(SimpleNamespace(**{"csv": str(DEFAULT_CSV), "repeats": 5, "json": "", **parse_args(argv, [], KEYS, USAGE)})))
+
+
+def run(args: SimpleNamespace) -> None:
     rles = pd.read_csv(args.csv, dtype=str, keep_default_na=False)["EncodedPixels"].tolist()
     shape = (256, 1600)
     masks = [np.ascontiguousarray(rle2mask(r)) for r in rles]
@@ -96,8 +101,8 @@ def main() -> None:
         results[f"{what}_speedup"] = kernel / ours
         print(f"{what:8} {kernel / n * 1e6:>14.1f} {ours / n * 1e6:>12.1f} {kernel / ours:>8.1f}x")
     if args.json:
-        args.json.write_text(json.dumps({"rows": n, **results}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"rows": n, **results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
 """The predictor's throughput on one device: fp32 against bf16, one forward pass per TTA view against all
 views in one batch, at Severstal's size (256x1600 images, members at 128x800), with random weights.
 
-    python bench/bench_predict.py OUT.json [--device cuda] [--images 64] [--members 2] [--folds 5] [--batch 8]
+    python bench/perf/bench_predict.py out=OUT.json [device=cuda] [images=64] [members=2] [folds=5] [batch=8]
 
 No Ray, no study, no network: it writes a synthetic export (Unet/resnet34 members, hflip TTA) to a temp
 folder, then times ``Predictor.probabilities`` (models, TTA, resize back, blend) on random images after a
@@ -10,16 +10,18 @@ warm-up, and ``Predictor.masks`` (plus post-processing) for the winner. Prints a
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from ensembling.cli import COUNT, TEXT, command, parse_args
 from ensembling.predictor import Predictor
 from trainables.config import TrialConfig, from_flat, to_flat
 from trainables.models import build_model, save_weights
@@ -61,15 +63,19 @@ def timed(fn, images: list[np.ndarray], batch: int, device: torch.device) -> flo
     return (time.perf_counter() - began) / len(images) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--members", type=int, default=2)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
+USAGE = "python bench/perf/bench_predict.py out=OUT.json [device=cuda|cpu] [images=64] [members=2] [folds=5] [batch=8]"
+KEYS = {"device": TEXT, "images": COUNT, "members": COUNT, "folds": COUNT, "batch": COUNT}
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        defaults = {"device": "cuda" if torch.cuda.is_available() else "cpu", "images": 64, "members": 2, "folds": 5, "batch": 8}
+        run(SimpleNamespace(**{**defaults, **parse_args(argv, ["out"], KEYS, USAGE)}))
+
+    return command(body)
+
+
+def run(args: SimpleNamespace) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (256, 1600, 3), np.uint8) for _ in range(args.images)]
     rows = []
@@ -103,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

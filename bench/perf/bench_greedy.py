@@ -1,8 +1,12 @@
 """One greedy step (every candidate scored once against the current blend) against the bytes it must read.
 
-    python bench/bench_greedy.py cpu [--images 1024] [--candidates 8] [--json out.json]
-    python bench/bench_greedy.py gpu [--images 12568] [--candidates 16] [--json out.json]   # needs CUDA; no Ray
-    python bench/bench_greedy.py cpu --images 2048 --candidates 16 --select-device cuda   # select's whole step on CUDA
+    python bench/perf/bench_greedy.py mode=cpu [images=1024] [candidates=8] [json=out.json]
+    python bench/perf/bench_greedy.py mode=gpu [images=12568] [candidates=16] [json=out.json]   # needs CUDA; no Ray
+    python bench/perf/bench_greedy.py mode=cpu images=2048 candidates=16 select_device=cuda   # select's whole step on CUDA
+
+Other keys: ``chunk=8``, ``noise=16`` (background values are uniform in [0, noise - 4): 16 keeps ~0%, 40 ~10%
+of pixels), ``repeats=3``, ``slow_paths=true`` (cpu: also time the dense paths this replaced; minutes under
+load), ``device=cuda`` (gpu mode: cuda, or cpu for a dry run; Triton then needs TRITON_INTERPRET=1).
 
 A step reads each candidate's OOF once, plus the blend's members and the truth once per chunk:
 ``(candidates + members + 1) x images x classes x 64 x 400`` bytes at Severstal's 1/4 scale. Its floor is
@@ -13,17 +17,19 @@ projection to Severstal's 12,568 images x 50 candidates.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 
 CLASSES, H, W = 4, 64, 400
 SEVERSTAL_IMAGES, SEVERSTAL_CANDIDATES = 12568, 50
@@ -64,7 +70,7 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
-def run_cpu(args: argparse.Namespace) -> dict:
+def run_cpu(args: SimpleNamespace) -> dict:
     import ensembling.blend as blend
     from ensembling import counting
     from ensembling.blend import BlendScorer
@@ -138,14 +144,14 @@ def run_cpu(args: argparse.Namespace) -> dict:
             "machine": platform.processor() or platform.machine(), "rows": rows}
 
 
-def run_gpu(args: argparse.Namespace) -> dict:
+def run_gpu(args: SimpleNamespace) -> dict:
     import torch
 
     from ensembling.counting_gpu import PATHS, device_copy_bandwidth, reference_counts
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: gpu mode needs CUDA; run `python bench/bench_greedy.py cpu` here (or gpu --device cpu for a dry run)")
+        raise ValueError("mode=gpu needs CUDA; run `python bench/perf/bench_greedy.py mode=cpu` here (or mode=gpu device=cpu for a dry run)")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     pairs = args.images * CLASSES
     rng = torch.Generator(device=device).manual_seed(0)
@@ -202,19 +208,26 @@ def print_table(result: dict) -> None:
         print(f"{row['path']:<40} {read:>9.1f} {1000 * row['seconds']:>10.1f} {1000 * row['floor_seconds']:>10.1f} {row['ratio']:>7.2f}  {extra}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["cpu", "gpu"])
-    parser.add_argument("--images", type=int, default=None, help="default: 1024 (cpu), 12568 (gpu)")
-    parser.add_argument("--candidates", type=int, default=None, help="default: 8 (cpu), 16 (gpu)")
-    parser.add_argument("--chunk", type=int, default=8)
-    parser.add_argument("--noise", type=int, default=16, help="background values are uniform in [0, noise - 4): 16 keeps ~0%%, 40 ~10%% of pixels")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--select-device", default=None, help="cpu mode: also time the step select runs with device=cuda (floor: this host's copy bandwidth)")
-    parser.add_argument("--slow-paths", action="store_true", help="cpu: also time the dense paths this replaced (minutes under load)")
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--device", default="cuda", help="gpu mode: cuda, or cpu for a dry run (Triton then needs TRITON_INTERPRET=1)")
-    args = parser.parse_args()
+USAGE = ("python bench/perf/bench_greedy.py mode=cpu|gpu [images=1024|12568] [candidates=8|16] [chunk=8] [noise=16] [repeats=3] "
+         "[select_device=cuda] [slow_paths=true] [json=OUT.json] [device=cuda]")
+KEYS = {"images": COUNT, "candidates": COUNT, "chunk": COUNT, "noise": COUNT, "repeats": COUNT,
+        "select_device": TEXT, "slow_paths": FLAG, "json": TEXT, "device": TEXT}
+# images and candidates default by mode: 1024 and 8 on the CPU, 12568 and 16 on the GPU
+DEFAULTS = {"images": None, "candidates": None, "chunk": 8, "noise": 16, "repeats": 3, "select_device": "", "slow_paths": False, "json": "", "device": "cuda"}
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        given = parse_args(argv, ["mode"], KEYS, USAGE)
+        Typed(str, choices=("cpu", "gpu")).check("mode", given["mode"])
+        args = SimpleNamespace(**{**DEFAULTS, **given})
+        args.json = Path(args.json) if args.json else None
+        run(args)
+
+    return command(body)
+
+
+def run(args: SimpleNamespace) -> None:
     args.images = args.images or (1024 if args.mode == "cpu" else SEVERSTAL_IMAGES)
     args.candidates = args.candidates or (8 if args.mode == "cpu" else 16)
     result = run_cpu(args) if args.mode == "cpu" else run_gpu(args)
@@ -227,4 +240,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

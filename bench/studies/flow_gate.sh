@@ -3,9 +3,9 @@
 # test images' truth: one segmentation search, one presence search on the same images and folds
 # (data.task=presence), then select/export/predict twice (without and with gate=) from the same trials.
 #
-#   bash bench/flow_gate.sh WORK_DIR [DATA_ROOT] [extra key=value for both searches ...]
+#   bash bench/studies/flow_gate.sh WORK_DIR [DATA_ROOT] [extra key=value for both searches ...]
 #
-# DATA_ROOT as for bench/flow.sh (train.csv, train_images/, test_images/, sample_submission.csv,
+# DATA_ROOT as for bench/studies/flow.sh (train.csv, train_images/, test_images/, sample_submission.csv,
 # test_truth.csv); without it the built-in synthetic set. Prints each step's wall time, each
 # submission's mean Dice beside all-empty, and how many test images the gate sent to segmentation.
 set -euo pipefail

@@ -1,6 +1,6 @@
 """Split NEU-DET into a training folder and a test folder whose labels are hidden, stratified by class.
 
-    python bench/neu_det_split.py src=../shared/data/neu_det_cls out=/tmp/neu_split [test=0.3] [seed=0]
+    python bench/data/neu_det_split.py src=../shared/data/neu_det_cls out=/tmp/neu_split [test=0.3] [seed=0]
 
 Writes ``<out>/train/<class>_<n>.jpg`` (read with ``data=classes data.root=<out>/train``),
 ``<out>/test/images/test_<k>.jpg`` (names carry no class) and ``<out>/test_labels.csv`` (image,label),
@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from ensembling.cli import Typed, command, parse_args
 
 MARKER = ".neu_det_split"  # written into out: a later run may replace only a folder that has it
 WRITTEN = ("train", "test", "test_labels.csv")
@@ -35,7 +37,7 @@ def clear(out: Path) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by bench/neu_det_split.py\n")
+    (out / MARKER).write_text("written by bench/data/neu_det_split.py\n")
 
 
 def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
@@ -71,16 +73,18 @@ def split(src: Path, out: Path, test: float, seed: int) -> dict[str, int]:
     return {"train": sum(len(p) for p in by_class.values()) - len(rows), "test": len(rows), "classes": len(by_class)}
 
 
+USAGE = "python bench/data/neu_det_split.py src=NEU_DET_DIR out=DIR [test=0.3] [seed=0]"
+KEYS = {"test": Typed(float, 0, above=True), "seed": Typed(int, 0)}
+
+
 def main(argv: list[str]) -> int:
-    args = dict(word.split("=", 1) for word in argv)
-    if "src" not in args or "out" not in args:
-        print("usage: python bench/neu_det_split.py src=NEU_DET_DIR out=DIR [test=0.3] [seed=0]", file=sys.stderr)
-        return 2
-    try:
-        counts = split(Path(args["src"]), Path(args["out"]), float(args.get("test", 0.3)), int(args.get("seed", 0)))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return command(lambda: run({"test": 0.3, "seed": 0, **parse_args(argv, ["src", "out"], KEYS, USAGE)}))
+
+
+def run(args: dict) -> int:
+    if args["test"] >= 1:
+        raise ValueError(f"test must be a share of the images below 1, got {args['test']!r}")
+    counts = split(Path(args["src"]), Path(args["out"]), args["test"], args["seed"])
     print(f"{counts['train']} training images, {counts['test']} test images (labels hidden in test_labels.csv), {counts['classes']} classes")
     return 0
 

@@ -1,12 +1,12 @@
 """The baseline a classification search must beat: a plain timm script given the same time.
 
-    OMP_NUM_THREADS=2 python bench/plain_classes.py train=/tmp/neu_split/train test=/tmp/neu_split/test/images \
+    OMP_NUM_THREADS=2 python bench/baselines/plain_classes.py train=/tmp/neu_split/train test=/tmp/neu_split/test/images \
         labels=/tmp/neu_split/test_labels.csv seconds=300 [size=96] [model=resnet18] [holdout=0.2] [out=plain.json]
 
 What a competitor writes in an afternoon: timm ``model`` from scratch at ``size``x``size``, AdamW 2e-3,
 a cosine schedule over the time budget ``seconds`` (epochs until the next would overrun it), horizontal and
 vertical flips, a stratified ``holdout`` of the training images to keep the best epoch, then accuracy
-on the test images against the hidden labels. No Ray, no project code.
+on the test images against the hidden labels. No Ray, no project code but the command-line parsing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
+
+from ensembling.cli import POSITIVE, TEXT, Typed, command, parse_args
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -44,9 +46,18 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray) -
     return float((pred == labels).mean())
 
 
+USAGE = ("python bench/baselines/plain_classes.py train=TRAIN_DIR test=TEST_IMAGES labels=TEST_LABELS_CSV [seconds=300] [size=96] "
+         "[model=resnet18] [holdout=0.2] [out=OUT.json]")
+KEYS = {"seconds": POSITIVE, "size": Typed(int, 8), "model": TEXT, "holdout": Typed(float, 0, above=True), "out": TEXT}
+DEFAULTS = {"seconds": 300.0, "size": 96, "model": "resnet18", "holdout": 0.2, "out": ""}
+
+
 def main(argv: list[str]) -> int:
-    args = dict(word.split("=", 1) for word in argv)
-    size, seconds, holdout = int(args.get("size", 96)), float(args.get("seconds", 300)), float(args.get("holdout", 0.2))
+    return command(lambda: run({**DEFAULTS, **parse_args(argv, ["train", "test", "labels"], KEYS, USAGE)}))
+
+
+def run(args: dict) -> int:
+    size, seconds, holdout = args["size"], args["seconds"], args["holdout"]
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     train_paths = sorted(p for p in Path(args["train"]).iterdir() if p.suffix.lower() in {".jpg", ".png", ".bmp"})
@@ -62,7 +73,7 @@ def main(argv: list[str]) -> int:
         rows = list(csv.DictReader(handle))
     x_test = load([Path(args["test"]) / r["image"] for r in rows], size)
     y_test = np.array([names.index(r["label"]) for r in rows])
-    model = timm.create_model(args.get("model", "resnet18"), pretrained=False, num_classes=len(names))
+    model = timm.create_model(args["model"], pretrained=False, num_classes=len(names))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     train_idx, val_idx = np.flatnonzero(~val), np.flatnonzero(val)
     epoch, best, best_state, last_epoch = 0, -1.0, None, 0.0
@@ -97,11 +108,11 @@ def main(argv: list[str]) -> int:
         "epochs": epochs,
         "seconds": time.perf_counter() - began,
         "size": size,
-        "model": args.get("model", "resnet18"),
+        "model": args["model"],
         "threads": torch.get_num_threads(),
     }
     print(json.dumps(result, indent=2))
-    if "out" in args:
+    if args["out"]:
         Path(args["out"]).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

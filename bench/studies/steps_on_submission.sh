@@ -3,15 +3,15 @@
 # study selected with threshold+min_area only, then + min_component, then every step; each exported,
 # predicted and scored (`ensembling.score`). The study itself is left as it was.
 #
-#   bash bench/steps_on_submission.sh WORK_DIR STUDY_DIR DATA_ROOT [extra select key=value ...]
+#   bash bench/studies/steps_on_submission.sh WORK_DIR STUDY_DIR DATA_ROOT [extra select key=value ...]
 #
-# DATA_ROOT as for bench/flow.sh (test_images/, sample_submission.csv, test_truth.csv).
+# DATA_ROOT as for bench/studies/flow.sh (test_images/, sample_submission.csv, test_truth.csv).
 set -euo pipefail
 work=$(realpath -m "$1"); study=$(realpath "$2"); data=$(realpath "$3"); shift 3
 extra=("$@")
 # replace only an earlier run of this script (its marker), never a folder of the user's
 if [ -e "$work" ] && [ ! -f "$work/.steps_on_submission" ]; then
-  echo "error: $work exists and was not written by bench/steps_on_submission.sh; give another WORK_DIR" >&2; exit 2
+  echo "error: $work exists and was not written by bench/studies/steps_on_submission.sh; give another WORK_DIR" >&2; exit 2
 fi
 rm -rf "$work" && mkdir -p "$work" && : > "$work/.steps_on_submission"
 cp -r "$study" "$work/study" && rm -rf "$work"/study/ray-*
