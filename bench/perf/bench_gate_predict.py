@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import make_export, timed
 
 from ensembling.cli import COUNT, TEXT, command, parse_args
+from ensembling.manifest import Calibration, ClassSection, MemberEntry, read_manifest, write_manifest
 from ensembling.predictor import Predictor
 from trainables.config import TrialConfig, from_flat, to_flat
 from trainables.models import build_model, save_weights
@@ -42,13 +43,14 @@ def add_gate(folder: Path, classifier: str, folds: int, classes: int = 4) -> Non
         path = folder / "members" / f"gate{k}.safetensors"
         save_weights(build_model(from_flat(TrialConfig, flat).model, classes, load_weights=False), path)
         checkpoints.append(str(path.relative_to(folder)))
-    manifest = json.loads((folder / "ensemble.json").read_text())
-    manifest["format_version"] = 2
-    manifest["postprocessing"] = {"steps": ["threshold", "min_component", "min_area", "gate"], "gate_source": "study:bench",
-                                  "per_class": [{"threshold": 0.5, "min_component": 0.0, "min_area": 0.001, "gate": 0.5}] * classes}
-    manifest["gate"] = {"multi_label": True, "num_classes": classes, "calibration": {"temperature": 1.0, "thresholds": None},
-                        "members": [{"trial_id": "gate", "weight": 1.0, "config": flat, "tta": "hflip", "input_size": [128, 800], "checkpoints": checkpoints}]}
-    (folder / "ensemble.json").write_text(json.dumps(manifest))
+    manifest = read_manifest(folder / "ensemble.json")
+    manifest.format_version = 2
+    manifest.postprocessing = {"steps": ["threshold", "min_component", "min_area", "gate"], "gate_source": "study:bench",
+                               "per_class": [{"threshold": 0.5, "min_component": 0.0, "min_area": 0.001, "gate": 0.5}] * classes}
+    member = MemberEntry(trial_id="gate", weight=1.0, config=flat, tta="hflip", input_size=(128, 800), checkpoints=checkpoints)
+    manifest.gate = ClassSection(multi_label=True, num_classes=classes, class_names=[str(c) for c in range(1, classes + 1)],
+                                 calibration=Calibration(), members=[member], source="study:bench")
+    write_manifest(folder / "ensemble.json", manifest)
 
 
 def set_bias(predictor: Predictor, value: float) -> None:

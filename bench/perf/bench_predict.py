@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ensembling.cli import COUNT, TEXT, command, parse_args
+from ensembling.manifest import SEGMENTATION, Manifest, MemberEntry, write_manifest
 from ensembling.predictor import Predictor
 from trainables.config import TrialConfig, from_flat, to_flat
 from trainables.models import build_model, save_weights
@@ -38,17 +39,20 @@ def make_export(folder: Path, members: int, folds: int, classes: int = 4) -> Non
             path = folder / "members" / f"m{m}" / f"fold{k}.safetensors"
             save_weights(build_model(from_flat(TrialConfig, flat).model, classes, load_weights=False), path)
             checkpoints.append(str(path.relative_to(folder)))
-        entries.append({"trial_id": f"m{m}", "weight": 1 / members, "config": flat, "tta": "hflip", "input_size": [128, 800], "checkpoints": checkpoints, "ms_per_image": 0})
-    manifest = {
-        "format_version": 1,
-        "num_classes": classes,
-        "class_ids": list(range(1, classes + 1)),
-        "rle_order": "F",
-        "members": entries,
-        "postprocessing": {"thresholds": [0.5] * classes, "min_area_fractions": [0.001] * classes, "min_area_px": [400] * classes},
-        "budget": {"seconds": 3600, "images": 5506, "expected_seconds": 0},
-    }
-    (folder / "ensemble.json").write_text(json.dumps(manifest))
+        entries.append(MemberEntry(trial_id=f"m{m}", weight=1 / members, config=flat, tta="hflip", input_size=(128, 800), checkpoints=checkpoints, ms_per_image=0.0))
+    manifest = Manifest(
+        format_version=1,
+        kind=SEGMENTATION,
+        num_classes=classes,
+        class_ids=list(range(1, classes + 1)),
+        rle_order="F",
+        members=entries,
+        metric="dice_pairs",
+        oof_score=0.0,
+        postprocessing={"thresholds": [0.5] * classes, "min_area_fractions": [0.001] * classes, "min_area_px": [400] * classes},
+        budget={"seconds": 3600, "images": 5506, "expected_seconds": 0},
+    )
+    write_manifest(folder / "ensemble.json", manifest)
 
 
 def timed(fn, images: list[np.ndarray], batch: int, device: torch.device) -> float:

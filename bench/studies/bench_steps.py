@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ensembling.blend import BlendScorer
 from ensembling.cli import command, parse_args
+from ensembling.manifest import read_manifest
 from ensembling.select import split_candidates, study_metric
 from trainables.data.study import open_study
 from trainables.postprocess import Tuner, tune
@@ -33,8 +34,8 @@ def run(study_dir: str) -> None:
     study = open_study(study_dir)
     candidates, _ = split_candidates(study)
     ids = [c.candidate_id for c in candidates]
-    manifest = json.loads(study.folder.ensemble_json.read_text())
-    best = max(manifest["history"], key=lambda h: h["score"])
+    manifest = read_manifest(study.folder.ensemble_json)
+    best = max(manifest.history, key=lambda h: h["score"])
     counts = {ids.index(k): c for k, c in best["members"].items()}
     metric = study_metric(study)
     scorer = BlendScorer([c.oof() for c in candidates], study.truth(), Tuner(metric), compact=False)

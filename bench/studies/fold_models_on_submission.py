@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ensembling.cli import command, parse_args
+from ensembling.manifest import Manifest, read_manifest, write_manifest
 from ensembling.score import score_submission
 
 MARKER = ".fold_models_on_submission"
@@ -48,25 +49,24 @@ def _score(export: Path, data: Path, submission: Path) -> float:
     return score_submission(submission, data / "test_truth.csv", data / "test_images")["score"]
 
 
-def _one_fold(manifest: dict, fold: int) -> dict:
-    cut = json.loads(json.dumps(manifest))
-    for member in [*cut["members"], *(cut.get("gate") or {}).get("members", [])]:
-        checkpoints = member["checkpoints"]
-        if len(checkpoints) <= fold:
-            raise ValueError(f"member {member['trial_id']} has {len(checkpoints)} checkpoint(s), no fold {fold} (an export of refit models has one)")
-        member["checkpoints"] = [checkpoints[fold]]
+def _one_fold(manifest: Manifest, fold: int) -> Manifest:
+    cut = Manifest.from_dict(manifest.to_dict(), "ensemble.json")  # a copy
+    for member in [*cut.members, *(cut.gate.members if cut.gate is not None else [])]:
+        if len(member.checkpoints) <= fold:
+            raise ValueError(f"member {member.trial_id} has {len(member.checkpoints)} checkpoint(s), no fold {fold} (an export of refit models has one)")
+        member.checkpoints = [member.checkpoints[fold]]
     return cut
 
 
 def hidden_scores(export: Path, data: Path, work: Path) -> tuple[list[float], float]:
     """The hidden test score with each fold's models alone (one per fold), and with the export as it is."""
     fresh_work(work, MARKER)
-    manifest = json.loads((export / "ensemble.json").read_text())
+    manifest = read_manifest(export / "ensemble.json")
     scores = []
-    for fold in range(len(manifest["members"][0]["checkpoints"])):
+    for fold in range(len(manifest.members[0].checkpoints)):
         copy = work / f"export-fold{fold}"
         shutil.copytree(export, copy)
-        (copy / "ensemble.json").write_text(json.dumps(_one_fold(manifest, fold), indent=1))
+        write_manifest(copy / "ensemble.json", _one_fold(manifest, fold))
         scores.append(_score(copy, data, work / f"submission-fold{fold}.csv"))
         print(f"fold {fold} models only: test {scores[-1]:.4f}", flush=True)
     return scores, _score(export, data, work / "submission-all.csv")
@@ -83,8 +83,8 @@ def run(args: dict[str, str]) -> None:
     export, data, work = Path(args["export"]).resolve(), Path(args["data"]).resolve(), Path(args["work"]).resolve()
     scores, full = hidden_scores(export, data, work)
     folds, mean = len(scores), sum(scores) / len(scores)
-    manifest = json.loads((export / "ensemble.json").read_text())
-    oof, nested = manifest.get("oof_score"), manifest.get("nested_score")
+    manifest = read_manifest(export / "ensemble.json")
+    oof, nested = manifest.oof_score, manifest.nested_score
     print(f"one fold's models, mean over {folds} folds: test {mean:.4f}")
     print(f"the export ({folds} fold models averaged per member): test {full:.4f}")
     if oof is not None and nested is not None:

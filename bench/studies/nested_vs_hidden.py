@@ -20,6 +20,7 @@ from pathlib import Path
 from fold_models_on_submission import fresh_work, hidden_scores, run_module  # beside this script
 
 from ensembling.cli import command, parse_args
+from ensembling.manifest import read_manifest
 
 MARKER = ".nested_vs_hidden"
 
@@ -39,15 +40,15 @@ def run(args: dict[str, str]) -> None:
     nested = {}
     for split in ("folds", "images"):
         run_module("ensembling.select", f"study={copy}", f"nested.split={split}")
-        manifest = json.loads((copy / "ensemble.json").read_text())
-        nested[split] = manifest["nested_score"]
+        manifest = read_manifest(copy / "ensemble.json")
+        nested[split] = manifest.nested_score
     run_module("ensembling.export", f"study={copy}", f"out={work / 'export'}")
     scores, full = hidden_scores(work / "export", data, work / "folds")
     one = sum(scores) / len(scores)
-    oof = manifest["oof_score"]
+    oof = manifest.oof_score
     off = {"OOF": oof - one, "nested (folds)": nested["folds"] - one, "nested (images)": nested["images"] - one}
     closest = min(off, key=lambda k: abs(off[k]))
-    print(f"{study}: members {len(manifest['members'])}, OOF {oof:.4f}, nested folds {nested['folds']:.4f}, nested images {nested['images']:.4f}; "
+    print(f"{study}: members {len(manifest.members)}, OOF {oof:.4f}, nested folds {nested['folds']:.4f}, nested images {nested['images']:.4f}; "
           f"hidden: one fold model {one:.4f}, export {full:.4f}; off by " + ", ".join(f"{k} {v:+.4f}" for k, v in off.items()) + f"; closest: {closest}")
 
 
