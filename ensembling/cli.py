@@ -85,7 +85,7 @@ def parse_args(
             args[key] = value
             continue
         typed = types[key]
-        args[key] = typed.check(key, value if typed is not None and typed.kind is str else read_yaml(value)) if typed else read_yaml(value)
+        args[key] = typed.check(key, value if typed is not None and typed.kind is str else read_yaml(value, f"{key}={value}")) if typed else read_yaml(value, f"{key}={value}")
     missing = [k for k in required if k not in args]
     if missing:
         raise ValueError(f"missing {', '.join(k + '=...' for k in missing)}; usage: {usage}")

@@ -19,6 +19,45 @@ def resolve_uri(uri: str | None) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def store_path(uri: str) -> Path | None:
+    """The local file or folder an MLflow store URI writes to (sqlite:///PATH, file:PATH, a plain path); None for a server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))  # sqlite:////abs/m.db is /abs/m.db; sqlite:///m.db is relative
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file:").removeprefix("//"))
+    return None if "://" in uri else Path(uri)
+
+
+def check_store_writable(uri: str) -> None:
+    """Refuse a local store in a place this process cannot write, before a study or a run is made there.
+
+    A probe file is written and removed in the nearest folder that exists (MLflow makes the missing
+    ones): permissions alone do not say it, root passes them all but not a read-only mount."""
+    path = store_path(uri)
+    if path is None:
+        return
+    path = path.expanduser().absolute()
+    if path.is_file() and uri.startswith("sqlite:"):
+        target = path
+    else:
+        target = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        if target.is_file():
+            with open(target, "ab"):
+                pass
+        elif not target.is_dir():
+            raise NotADirectoryError(0, "not a folder")
+        else:
+            probe = target / f".mlflow-write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as error:
+        raise ValueError(
+            f"mlflow.uri={uri}: cannot write the MLflow store at {target} ({error.strerror or error}); "
+            "name a writable place with mlflow.uri=sqlite:///PATH/mlflow.db"
+        ) from None
+
+
 def ui_command(uri: str) -> str:
     """The command that opens this store in a browser."""
     if uri.startswith(("http://", "https://")):

@@ -8,13 +8,14 @@ Every key is checked against both, and a typo names the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search.spaces import check_domain, domain_values, space_path
 from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
-from trainables.data.study import DataConfig, check_data_config, fold_data_options, is_data_option
+from trainables.data.config import DataConfig, check_data_config, fold_data_options, is_data_option
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
 
@@ -105,6 +106,7 @@ class Plan:
     config: SearchConfig
     fixed: dict[str, Any]
     search: dict[str, dict[str, Any]]
+    checked: Any = field(default=None, repr=False)  # the data as search.run read and checked it (CheckedData)
 
 
 def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -115,14 +117,18 @@ def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dic
     out: dict[str, Any] = {}
     for given, value in split_words(argv, " (e.g. space=quick trials=8)"):
         key = ALIASES.get(given, given)
-        parsed = read_yaml(value)  # "" reads as None
+        parsed = read_yaml(value, f"{given}={value}")  # "" reads as None
         text = (types or {}).get(key) in (str, str | None)
         out[key] = value if text and parsed is not None and not isinstance(parsed, str) else parsed
     return out
 
 
 def _read_space(path: Path) -> dict[str, Any]:
-    raw = read_yaml(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: a space file is YAML text, this one is not UTF-8 text") from None
+    raw = read_yaml(text, str(path)) or {}
     sections = ["description", "settings", "search"]
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a space is a mapping with the keys {', '.join(sections)}, got {type(raw).__name__}")
@@ -165,7 +171,7 @@ def load_plan(argv: list[str]) -> Plan:
 
 def _check_family(config: SearchConfig, fixed: dict[str, Any], search: dict[str, dict[str, Any]], path: Path) -> None:
     """Masks models for mask data, classifiers for image labels: a mismatch fails before any trial runs."""
-    from trainables.data.study import data_kind
+    from trainables.data.config import data_kind
     from trainables.models import MASKS, get_family
 
     kind, _ = data_kind(config.data)
@@ -204,8 +210,11 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
     if config.folds < 2:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
-    if config.ray.retries < 0:
-        raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {config.ray.retries}")
+    _check_ray(config.ray)
+    if config.scheduler.grace_period < 1:
+        raise ValueError(f"scheduler.grace_period must be >= 1 epoch, got {config.scheduler.grace_period}")
+    if config.scheduler.reduction_factor < 2:
+        raise ValueError(f"scheduler.reduction_factor must be >= 2 (ASHA keeps 1/factor of the trials at each rung), got {config.scheduler.reduction_factor}")
     from search.time_budget import parse_budget
 
     config.time_budget = parse_budget(config.time_budget)
@@ -213,10 +222,27 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
     from search.stages import check_stage_config
-    from trainables.data.study import study_metric
+    from trainables.data.config import study_metric
 
     config.metric = study_metric(config.data, config.metric)  # the data's default, or the named one if it fits the data
     check_stage_config(config)
+
+
+def _check_ray(ray: RayConfig) -> None:
+    """Ray's keys, checked before a study or an MLflow run is written (Ray itself would find them only at start)."""
+    from search.session import node_ip  # the rule the driver applies when it starts Ray
+
+    node_ip(ray.address, ray.node_ip, say=lambda _: None)
+    if ray.address is not None and not re.fullmatch(r"auto|local|(ray://)?[\w.\-\[\]:]+:\d+", ray.address):
+        raise ValueError(f"ray.address must be auto or HOST:PORT (e.g. 10.0.0.5:6379) of a running cluster, got {ray.address!r}; leave it out to start a local Ray")
+    if ray.cpus_per_trial < 0:
+        raise ValueError(f"ray.cpus_per_trial must be >= 0 (0: the cluster's CPUs shared among the trials), got {ray.cpus_per_trial:g}")
+    if ray.gpus_per_trial < 0 and ray.gpus_per_trial != -1:
+        raise ValueError(f"ray.gpus_per_trial must be >= 0, or -1 for one GPU per trial where the cluster has GPUs, got {ray.gpus_per_trial:g}")
+    if ray.max_concurrent < 0:
+        raise ValueError(f"ray.max_concurrent must be >= 0 (0: as many as the resources allow), got {ray.max_concurrent}")
+    if ray.retries < 0:
+        raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {ray.retries}")
 
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:

@@ -26,7 +26,7 @@ SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_scale", "metric", "data", "s
 
 
 # Keys a study.yaml written before they existed lacks: read as their default, so such a study still resumes.
-DEFAULTS_ADDED_LATER = {"data.task": "auto"}
+DEFAULTS_ADDED_LATER = {"data.task": "auto", "data.allow_empty": False}
 
 
 def begun(study_dir: Path) -> bool:

@@ -177,9 +177,21 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(text: str) -> Any:
-    """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'."""
-    return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+def read_yaml(text: str, where: str = "") -> Any:
+    """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'.
+
+    Text that is not YAML is a ValueError that begins with ``where`` (a file, or a key) and its line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+    except yaml.YAMLError as error:
+        lines = "\n" in text.strip()  # a file, not one value of the command line
+        mark, start = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+        at = f":{mark.line + 1}" if mark is not None and lines else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        column = f" (column {mark.column + 1})" if mark is not None else ""
+        context = getattr(error, "context", None)
+        begun = f", {context} begun on line {start.line + 1}" if context and start is not None and lines else ""
+        raise ValueError(f"{where}{at}: not valid YAML: {problem}{column}{begun}") from None
 
 
 def split_words(argv: list[str], hint: str = "") -> list[tuple[str, str]]:

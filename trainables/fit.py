@@ -289,7 +289,7 @@ def main(argv: list[str]) -> int:
         if "study" not in args:
             raise ValueError(USAGE)
         study_dir, trial_id = args.pop("study"), args.pop("trial_id", None)
-        run_trial({key: read_yaml(value) for key, value in args.items()}, study_dir, trial_id, report=show)
+        run_trial({key: read_yaml(value, f"{key}={value}") for key, value in args.items()}, study_dir, trial_id, report=show)
 
     return exit_status(body)
 

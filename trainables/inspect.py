@@ -25,7 +25,7 @@ def inspect(argv: list[str]) -> Path:
     bad = [k for k in values if k not in SHARED and not is_data_option(k)]
     if bad:
         raise ValueError(f"unknown key {bad[0]!r}; valid keys: data, data.root, data.task, data.<option>, {', '.join(OWN)}")
-    flat = fold_data_options({k: (v if k == "data.root" else read_yaml(v)) for k, v in values.items()})
+    flat = fold_data_options({k: (v if k == "data.root" else read_yaml(v, f"{k}={v}")) for k, v in values.items()})
     config = DataConfig(
         format=str(flat.get("data.format", "synthetic")),
         root=flat.get("data.root"),
