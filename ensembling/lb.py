@@ -20,12 +20,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import TEXT, Typed, command, parse_args
+from ensembling.cli import TEXT, Command, Key, Typed, command
+
+SCORE = Typed(float, 0)
+LB = Command(
+    "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png]",
+    "Record a leaderboard score against the ensemble that wrote the submission, and show the study's record (OOF against LB).",
+    {
+        "study": Key("the study folder"),
+        "submission": Key("the submission CSV that was scored (its hash finds the ensemble that wrote it)", None, TEXT),
+        "public": Key("its public leaderboard score", None, SCORE),
+        "private": Key("its private leaderboard score", None, SCORE),
+        "ensemble": Key("the ensemble id, where the submission's sidecar does not name it", None, TEXT),
+        "plot": Key("also draw OOF against leaderboard scores into this PNG (a new file)", None, TEXT),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below
+    LB.answer_early(sys.argv[1:])
+
 from ensembling.places import check_file_target
 from trainables.atomic import write_json, write_with
 from trainables.contract import StudyFolder, read_json_file, sidecar
-
-SCORE = Typed(float, 0)
 
 
 def read_records(study: StudyFolder) -> list[dict[str, Any]]:
@@ -137,11 +152,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png]"
-    optional = {"submission": TEXT, "public": SCORE, "private": SCORE, "ensemble": TEXT, "plot": TEXT}
+    usage = LB.usage
 
     def body() -> None:
-        args = parse_args(argv, ["study"], optional, usage)
+        args = LB.parse(argv)
         study = StudyFolder(Path(args["study"]).expanduser().resolve())
         if not study.study_yaml.is_file():
             raise FileNotFoundError(f"study={study.root}: not a study folder (no {study.study_yaml.name})")
@@ -160,7 +174,6 @@ def main(argv: list[str]) -> int:
         print(table(rows) if rows else f"{study.leaderboard_json}: no recorded leaderboard score yet")
 
     return command(body)
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

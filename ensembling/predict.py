@@ -19,9 +19,27 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ensembling.cli import COUNT, FLAG, TEXT, Command, Key, Typed, command
+
+PREDICT = Command(
+    "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV [key=value ...]",
+    "Write a submission: an exported ensemble predicts the test images in the sample submission's layout.",
+    {
+        "model": Key("the folder ensembling.export wrote"),
+        "images": Key("the folder of test images"),
+        "sample": Key("the contest's sample submission: the rows (and their order) to write"),
+        "out": Key("the submission CSV to write: a new file, or one this command wrote before"),
+        "batch_size": Key("images per forward pass", 8, COUNT),
+        "device": Key("cpu or cuda (null: cuda where there is one)", None, TEXT),
+        "workers": Key("threads that read and decode images ahead of the model", 4, Typed(int, 1)),
+        "bench": Key("also time each stage (read, model, post-processing, RLE) and print it", False, FLAG),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    PREDICT.answer_early(sys.argv[1:])
+
 from tqdm import tqdm
 
-from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from ensembling.manifest import read_manifest
 from ensembling.places import check_file_target
 from ensembling.predict_classes import predict_classes
@@ -145,14 +163,8 @@ def bench_lines(manifest: dict[str, Any], images: int, predicting: float, total:
 
 
 def main(argv: list[str]) -> int:
-    usage = (
-        "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV "
-        "[batch_size=8] [device=cpu|cuda] [workers=4] [bench=false]"
-    )
-    optional = {"batch_size": COUNT, "device": TEXT, "workers": Typed(int, 1), "bench": FLAG}
-
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], optional, usage)
+        args: dict[str, Any] = PREDICT.parse(argv)
         paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample", "out")}
         predict(
             **paths,
@@ -163,7 +175,6 @@ def main(argv: list[str]) -> int:
         )
 
     return command(body)
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

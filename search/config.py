@@ -41,14 +41,14 @@ class MlflowConfig:
 @dataclass
 class SchedulerConfig:
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
-    reduction_factor: int = 2
+    reduction_factor: int = 2  # ASHA keeps 1/factor of the trials at each rung
 
 
 @dataclass
 class ScreenConfig:
     """Screening trials: one fold, a smaller image, maybe fewer epochs (see search/stages.py)."""
 
-    folds: list[int] = field(default_factory=lambda: [0])
+    folds: list[int] = field(default_factory=lambda: [0])  # the folds a screening trial trains
     scale: float = 0.5  # times the trial's train.scale
     epochs: int = 0  # 0: the trial's own train.epochs
 
@@ -62,21 +62,21 @@ class PromoteConfig:
 class PlaceConfig:
     """The node resource each stage's trials ask for: auto (proto/heavy when the cluster has them), none, a name."""
 
-    screen: str = "auto"
-    full: str = "auto"
+    screen: str = "auto"  # the node resource screening trials ask for
+    full: str = "auto"  # the node resource full trials ask for
 
 
 @dataclass
 class SearchConfig:
-    space: str = "quick"
+    space: str = "quick"  # a space of spaces/ by name, or a path to a .yaml file of the same form
     description: str = ""
     study: str | None = None  # None: the space's name
-    storage: str = "studies"
+    storage: str = "studies"  # the folder that holds the studies
     resume: bool = True  # continue the study's interrupted search; false: start a new study <study>-2
-    trials: int = 4
-    seed: int = 0
-    folds: int = 5
-    oof_scale: float = 0.25
+    trials: int = 4  # configurations to try (Optuna proposes them, ASHA may stop them early)
+    seed: int = 0  # the search's seed: Optuna's sampler, the split and each trial's seed
+    folds: int = 5  # K of the study's K-fold split, fixed once per study
+    oof_scale: float = 0.25  # OOF predictions and truth are stored at this fraction of each side
     # None: the data's default (dice_pairs for masks; accuracy, or macro_f1 multi-label, for image labels);
     # dice_pairs (Severstal), dice_image (Carvana), iou_dataset; accuracy, macro_f1, log_loss, roc_auc: fixed per study
     metric: str | None = None
@@ -143,6 +143,17 @@ def _read_space(path: Path) -> dict[str, Any]:
 
 def load_plan(argv: list[str]) -> Plan:
     """Resolve the space file and overrides into a validated plan; errors name the file and key."""
+    plan = read_plan(argv)
+    config, path = plan.config, Path(plan.config.space)
+    _check(config)
+    _check_trials(plan.fixed, plan.search, f"{path}: ")
+    _check_family(config, plan.fixed, plan.search, path)
+    return plan
+
+
+def read_plan(argv: list[str]) -> Plan:
+    """The space file and overrides as a plan, every key and type checked, but not the values against
+    the data, the models or Ray (:func:`load_plan` does that): fast, for ``--help`` and a typo."""
     run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
     overrides = parse_overrides(argv, {**run_keys, **trial_keys})
     path = space_path(str(overrides.get("space", SearchConfig.space)))
@@ -163,9 +174,6 @@ def load_plan(argv: list[str]) -> Plan:
             search.pop(key, None)  # a fixed value wins over a searched one
     config = from_flat(SearchConfig, fold_data_options(run))
     config.space = str(path)
-    _check(config)
-    _check_trials(fixed, search, f"{path}: ")
-    _check_family(config, fixed, search, path)
     return Plan(config=config, fixed=fixed, search=search)
 
 

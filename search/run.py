@@ -12,6 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from search.cli import parse_command
+from trainables.help import answer_early
+
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch, Ray, MLflow: seconds)
+    answer_early(sys.argv[1:], parse_command)
+
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
@@ -185,10 +191,15 @@ def _short(value: Any) -> Any:
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
+def _search(argv: list[str]) -> int:
+    parse_command(argv)  # -h/--help prints the keys with the space's defaults and ends here
+    return run(load_plan(argv))
+
+
 def main(argv: list[str]) -> int:
     # exit status 1: the search ran but no trial finished; 130: interrupted (the same command goes on)
     try:
-        return exit_status(lambda: run(load_plan(argv)))
+        return exit_status(lambda: _search(argv))
     except KeyboardInterrupt:
         print("\nInterrupted: run the same command to go on from the trials' last checkpoints.", file=sys.stderr)
         return 130

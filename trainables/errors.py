@@ -10,8 +10,12 @@ USER_ERRORS = (ValueError, FileNotFoundError)
 
 def exit_status(body: Callable[[], int | None]) -> int:
     """Run a command's body; bad input becomes ``error: <message>`` on stderr and status 2, not a traceback."""
+    from trainables.help import HelpShown
+
     try:
         status = body()
+    except HelpShown:  # -h/--help: the usage and keys were printed
+        return 0
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

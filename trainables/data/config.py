@@ -24,7 +24,7 @@ class DataConfig:
     own section both work: a keyword that is not a shared key is a format option.
     """
 
-    format: str = "synthetic"
+    format: str = "synthetic"  # a registered data format (python -m trainables.data lists them)
     root: str | None = None  # None: the format's default folder (only synthetic has one)
     limit: int = 0  # use a random subset of this many training images (0 = all), for fast screening
     on_error: str = "stop"  # "skip": leave bad rows out, list them in the study's report file

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from trainables.data.formats import DataFormat, SegmentationData, option, read_label_csv, register_format
 from trainables.data.images import image_shape, list_images
 from trainables.data.problems import Problems
 from trainables.data.rle import parse_rle
+
+if TYPE_CHECKING:
+    import pandas as pd  # read_label_csv imports it when a file is read: --help and the kernel go without
 
 SEVERSTAL_LAYOUTS = (("ImageId", "ClassId", "EncodedPixels"), ("ImageId_ClassId", "EncodedPixels"))
 
