@@ -12,6 +12,8 @@ from typing import Any
 
 import mlflow
 
+from trainables.atomic import probe_writable
+
 
 def resolve_uri(uri: str | None) -> str:
     if uri:
@@ -29,28 +31,19 @@ def store_path(uri: str) -> Path | None:
 
 
 def check_store_writable(uri: str) -> None:
-    """Refuse a local store in a place this process cannot write, before a study or a run is made there.
-
-    A probe file is written and removed in the nearest folder that exists (MLflow makes the missing
-    ones): permissions alone do not say it, root passes them all but not a read-only mount."""
+    """Refuse a local store in a place this process cannot write, before a study or a run is made there
+    (a probe file in the nearest folder that exists: MLflow makes the missing ones)."""
     path = store_path(uri)
     if path is None:
         return
     path = path.expanduser().absolute()
-    if path.is_file() and uri.startswith("sqlite:"):
-        target = path
-    else:
-        target = next(p for p in (path, *path.parents) if p.exists())
+    target = path if path.exists() else next(p for p in path.parents if p.exists())
     try:
-        if target.is_file():
+        if target.is_file():  # a store that exists: sqlite opens it to write
             with open(target, "ab"):
                 pass
-        elif not target.is_dir():
-            raise NotADirectoryError(0, "not a folder")
         else:
-            probe = target / f".mlflow-write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_writable(target)
     except OSError as error:
         raise ValueError(
             f"mlflow.uri={uri}: cannot write the MLflow store at {target} ({error.strerror or error}); "

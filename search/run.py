@@ -27,7 +27,7 @@ from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
 from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
 from search.outcome import Outcome, error_files, outcome
-from search.resume import begun, check_same_search, fresh_name, make_study_folder
+from search.resume import begun, check_same_search, check_study_place, fresh_name, make_study_folder
 from search.session import interrupts_as_ctrl_c, ray_stopped_after
 from search.stages import tune_location
 from search.tuner import start_ray
@@ -44,6 +44,7 @@ def choose_study(plan: Plan) -> Path:
     What a bad input fails on (the data, the split, the MLflow store) is checked before the folder is
     made, so a refused search leaves no study behind."""
     cfg = plan.config
+    check_study_place(cfg.study_dir)
     _resolve_places(plan)
     check_store_writable(str(cfg.mlflow.uri))
     plan.checked = check_study_data(_study_config(plan))  # read once: prepare() writes the study from it
