@@ -30,6 +30,35 @@ def store_path(uri: str) -> Path | None:
     return None if "://" in uri else Path(uri)
 
 
+STORE_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """The MLflow store answers before a study or a run is made: a known kind of URI, a local one writable,
+    a server one answering its health check (MLflow itself retries a dead server for minutes)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme and scheme not in STORE_SCHEMES:
+        raise ValueError(f"mlflow.uri={uri}: unknown kind of store {scheme!r}; use sqlite:///PATH/mlflow.db, a folder, or http://HOST:PORT of a tracking server")
+    if scheme in ("http", "https"):
+        _check_server(uri, timeout)
+    else:
+        check_store_writable(uri)
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):  # the user's own server
+            pass
+    except urllib.error.HTTPError:
+        return  # it answers: a proxy or an older server without /health
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise ValueError(f"mlflow.uri={uri}: no MLflow server answers there ({reason}); start it (mlflow server ...) or name another store") from None
+
+
 def check_store_writable(uri: str) -> None:
     """Refuse a local store in a place this process cannot write, before a study or a run is made there
     (a probe file in the nearest folder that exists: MLflow makes the missing ones)."""

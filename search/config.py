@@ -216,6 +216,8 @@ def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
 def _check(config: SearchConfig) -> None:
     if config.trials < 1:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
+    if config.seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {config.seed}")
     if config.folds < 2:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
     _check_ray(config.ray)

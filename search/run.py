@@ -21,7 +21,7 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from ensembling.tracking import check_store_writable, clean_params, numeric, resolve_uri, ui_command, use_experiment
+from ensembling.tracking import check_store, clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.cluster import describe, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
@@ -46,7 +46,7 @@ def choose_study(plan: Plan) -> Path:
     cfg = plan.config
     check_study_place(cfg.study_dir)
     _resolve_places(plan)
-    check_store_writable(str(cfg.mlflow.uri))
+    check_store(str(cfg.mlflow.uri))  # a local store writable, a server answering
     plan.checked = check_study_data(_study_config(plan))  # read once: prepare() writes the study from it
     if not cfg.resume and cfg.study_dir.exists():
         name = fresh_name(cfg.study_dir.parent, cfg.study_name)

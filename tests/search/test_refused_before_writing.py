@@ -32,6 +32,12 @@ def _severstal(root: Path, csv: str | None, n: int = 6) -> Path:
     return root
 
 
+def _no_images(root: Path) -> Path:
+    root.mkdir()
+    (root / "train.csv").write_text("ImageId,ClassId,EncodedPixels\n")
+    return root
+
+
 def _classes(root: Path, csv: str) -> Path:
     (root / "images").mkdir(parents=True)
     for i in range(6):
@@ -128,6 +134,13 @@ CASES = {
     "folds_over_limit": (
         lambda d: ["data=severstal", f"data.root={_severstal(d / 'data', GOOD_CSV)}", "data.limit=3", "folds=4"],
         r"folds=4 must not exceed the number of images: .*has 3 \(data.limit=3\)",
+    ),
+    "mlflow_no_server": (lambda d: ["mlflow.uri=http://127.0.0.1:9"], r"mlflow.uri=http://127.0.0.1:9: no MLflow server answers there"),
+    "mlflow_scheme": (lambda d: ["mlflow.uri=bogus://x"], r"mlflow.uri=bogus://x: unknown kind of store 'bogus'"),
+    "seed_negative": (lambda d: ["seed=-1"], r"seed must be an integer >= 0, got -1"),
+    "no_image_folder": (
+        lambda d: ["data=severstal", f"data.root={_no_images(d / 'data')}"],
+        r"data/train_images: image folder not found",
     ),
     "mlflow_read_only": (lambda d: ["mlflow.uri=sqlite:////sys/kvs-test/mlflow.db"], r"mlflow.uri=sqlite:////sys/kvs-test/mlflow.db: cannot write the MLflow store at /sys"),
 }
