@@ -57,11 +57,10 @@ def choose_study(plan: Plan) -> Path:
 
 
 def _resolve_places(plan: Plan) -> None:
-    """data.root (or the format's default folder) and the MLflow store, made absolute; the experiment named."""
+    """data.root (or the format's default folder) and the MLflow store, made absolute."""
     cfg = plan.config
     cfg.data.root = resolve_root(cfg.data, cfg.storage)
     cfg.mlflow.uri = resolve_uri(cfg.mlflow.uri)
-    cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name
 
 
 def _study_config(plan: Plan) -> StudyConfig:
@@ -73,8 +72,10 @@ def prepare(plan: Plan) -> Path:
     """Resolve the data folder, write study.yaml, and fix the split; returns the study folder.
 
     A study whose search has begun is continued only with the settings it began with."""
+    cfg = plan.config
     _resolve_places(plan)
-    study_dir = plan.config.study_dir
+    cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name  # the study's name once choose_study named it
+    study_dir = cfg.study_dir
     folder = StudyFolder(study_dir)
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
