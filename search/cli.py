@@ -2,16 +2,17 @@
 
 ``python -m search.run --help`` lists every key with the default of the space named (``space=NAME``,
 else ``quick``): the space's settings over the built-in defaults, the keys it searches with their
-distributions, and the options of its data format. A typo, a bad type or a broken space file is
-answered here too, in well under a second, before torch, Ray and MLflow are imported.
+distributions, and the options of its data format. A typo, a bad type, a value out of range or a
+broken space file is answered here too, in well under a second, before torch, Ray and MLflow are imported.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
-from search.config import ALIASES, Plan, SearchConfig, read_plan
+from search.config import ALIASES, Plan, SearchConfig, check_values, read_plan
 from trainables.config import TrialConfig, key_help
 from trainables.help import HELP_WORDS, default_text, format_keys, show_help, wants_help
 
@@ -23,11 +24,14 @@ ABOUT = (
 )
 
 
-def parse_command(argv: list[str]) -> Plan | None:
-    """The plan the words name, checked as far as it can be without reading data; ``--help`` prints the help."""
+def parse_command(argv: list[str]) -> Plan:
+    """The plan the words name, checked as far as it can be without heavy imports or reading data
+    (search.config.load_plan checks the rest); ``--help`` prints the help."""
     if wants_help(argv):
         show_help(search_help([word for word in argv if word not in HELP_WORDS]))
-    return read_plan(argv)
+    plan = read_plan(argv)
+    check_values(copy.deepcopy(plan.config))  # it fills in defaults (the metric): the plan stays as given
+    return plan
 
 
 def search_help(argv: list[str]) -> str:

@@ -214,6 +214,17 @@ def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
 
 
 def _check(config: SearchConfig) -> None:
+    check_values(config)
+    from search.session import node_ip  # the rule the driver applies when it starts Ray (imports Ray)
+    from search.time_budget import parse_budget  # imports Ray Tune
+
+    node_ip(config.ray.address, config.ray.node_ip, say=lambda _: None)
+    config.time_budget = parse_budget(config.time_budget)
+
+
+def check_values(config: SearchConfig) -> None:
+    """The run settings' values, checked with no heavy import (search.cli answers them before torch and Ray);
+    :func:`load_plan` adds ray.node_ip and time_budget, whose rules live beside Ray."""
     if config.trials < 1:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
     if config.seed < 0:
@@ -225,9 +236,6 @@ def _check(config: SearchConfig) -> None:
         raise ValueError(f"scheduler.grace_period must be >= 1 epoch, got {config.scheduler.grace_period}")
     if config.scheduler.reduction_factor < 2:
         raise ValueError(f"scheduler.reduction_factor must be >= 2 (ASHA keeps 1/factor of the trials at each rung), got {config.scheduler.reduction_factor}")
-    from search.time_budget import parse_budget
-
-    config.time_budget = parse_budget(config.time_budget)
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
@@ -239,10 +247,7 @@ def _check(config: SearchConfig) -> None:
 
 
 def _check_ray(ray: RayConfig) -> None:
-    """Ray's keys, checked before a study or an MLflow run is written (Ray itself would find them only at start)."""
-    from search.session import node_ip  # the rule the driver applies when it starts Ray
-
-    node_ip(ray.address, ray.node_ip, say=lambda _: None)
+    """Ray's numbers and address, checked before a study or an MLflow run is written (Ray would find them only at start)."""
     if ray.address is not None and not re.fullmatch(r"auto|local|(ray://)?[\w.\-\[\]:]+:\d+", ray.address):
         raise ValueError(f"ray.address must be auto or HOST:PORT (e.g. 10.0.0.5:6379) of a running cluster, got {ray.address!r}; leave it out to start a local Ray")
     if ray.cpus_per_trial < 0:

@@ -66,6 +66,16 @@ def test_help_and_a_typo_import_no_torch_ray_or_mlflow(module: str, tmp_path: Pa
     assert not _imported(typo.stderr) & set(HEAVY)
 
 
+@pytest.mark.parametrize("word", ["data.limit=-1", "ray.cpus_per_trial=-1", "folds=1", "data.images=0"])
+def test_a_search_value_out_of_range_is_answered_before_heavy_imports(word: str, tmp_path: Path) -> None:
+    result = _run("search.run", word, importtime=True, cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {word.split('=')[0]} must be"), errors
+    assert not _imported(result.stderr) & set(HEAVY)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_search_help_in_process_imports_no_torch() -> None:
     """The probe the issue asks for: main(['--help']) in a fresh interpreter, then sys.modules."""
     code = (
