@@ -1,8 +1,9 @@
 """The study folder that every trial shares: its data, its fixed folds and the OOF truth.
 
-``prepare_study`` runs once, before any trial: it reads the data, writes ``folds.csv`` (or checks an
-existing one) and ``truth.npy`` (the masks at the stored OOF scale, in folds.csv order). Trials and
-the selector only ``open_study``.
+``check_study_data`` reads the data, decodes every image and splits it, writing nothing, so a bad
+input leaves no study behind; then ``prepare_study`` runs once, before any trial: it writes ``folds.csv``
+(or checks an existing one) and ``truth.npy`` (the masks at the stored OOF scale, in folds.csv order).
+Trials and the selector only ``open_study``. The data keys and their checks live in ``config.py``.
 """
 
 from __future__ import annotations
