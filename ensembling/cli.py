@@ -14,6 +14,7 @@ from typing import Any
 
 from trainables.config import read_yaml, split_words, unknown_key_error
 from trainables.errors import exit_status
+from trainables.help import answer_early, default_text, format_keys, show_help, wants_help
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,53 @@ def parse_args(
             args[key] = value
             continue
         typed = types[key]
-        args[key] = typed.check(key, value if typed is not None and typed.kind is str else read_yaml(value)) if typed else read_yaml(value)
+        args[key] = typed.check(key, value if typed is not None and typed.kind is str else read_yaml(value, f"{key}={value}")) if typed else read_yaml(value, f"{key}={value}")
     missing = [k for k in required if k not in args]
     if missing:
         raise ValueError(f"missing {', '.join(k + '=...' for k in missing)}; usage: {usage}")
     return args
+
+
+REQUIRED = object()  # a Key's default when the key must be given
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a command: its one-line meaning, its default (REQUIRED: must be given), its type and range."""
+
+    meaning: str
+    default: Any = REQUIRED
+    typed: Typed | None = None
+
+    def shown(self) -> str:
+        if self.default is REQUIRED:
+            return "(required)"
+        return default_text(self.default)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command's ``key=value`` line: its usage, what it does, and its keys; ``parse`` answers ``--help`` too."""
+
+    usage: str
+    about: str
+    keys: Mapping[str, Key]
+
+    def parse(self, argv: list[str]) -> dict[str, Any]:
+        """The given keys, checked (defaults are not filled in); ``-h``/``--help`` prints :meth:`help` and ends."""
+        if wants_help(argv):
+            show_help(self.help())
+        required = [k for k, key in self.keys.items() if key.default is REQUIRED]
+        optional = {k: key.typed for k, key in self.keys.items() if key.default is not REQUIRED}
+        return parse_args(argv, required, optional, self.usage)
+
+    def help(self) -> str:
+        rows = [(k, key.shown(), key.meaning) for k, key in self.keys.items()]
+        return f"usage: {self.usage}\n\n{self.about}\n\n{format_keys(rows)}\n"
+
+    def answer_early(self, argv: list[str]) -> None:
+        """Under ``python -m``, before the command's heavy imports: help (exit 0) or a bad word (exit 2)."""
+        answer_early(argv, self.parse)
 
 
 def command(body: Callable[[], int | None]) -> int:

@@ -26,7 +26,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import TEXT, Typed, command, parse_args
+from ensembling.cli import TEXT, Command, Key, Typed, command
+
+MODELS = ("folds", "refit")
+EXPORT = Command(
+    "python -m ensembling.export study=STUDY_DIR out=DIR [models=folds|refit] [register=MODEL_NAME]",
+    "Export the selected ensemble (ensemble.json) as a folder that predicts offline: weights, code, predict.py.",
+    {
+        "study": Key("the study folder whose ensemble.json ensembling.select wrote"),
+        "out": Key("a new folder for the export (or one this command wrote before)"),
+        "models": Key("folds: each member's fold models; refit: the models ensembling.refit trained on all the data", "folds", Typed(str, choices=MODELS)),
+        "register": Key("also log the export to MLflow as a registered model of this name (alias champion)", None, TEXT),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    EXPORT.answer_early(sys.argv[1:])
+
 from ensembling.manifest import Manifest, MemberEntry, read_manifest, write_manifest
 from ensembling.places import check_folder_target
 from trainables.atomic import write_json, write_yaml
@@ -44,7 +59,6 @@ from trainables.contract import (
     read_json_file,
 )
 
-MODELS = ("folds", "refit")
 ROOT = Path(__file__).resolve().parents[1]  # the project: ensembling/ and trainables/ live here
 # Copied beside the predictor's import closure: the MLflow wrapper (imported only when MLflow loads the model).
 EXTRA_MODULES = ("ensembling/pyfunc.py",)
@@ -204,11 +218,8 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.export study=STUDY_DIR out=DIR [models=folds|refit] [register=MODEL_NAME]"
-    optional = {"models": Typed(str, choices=MODELS), "register": TEXT}
-
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, required=["study", "out"], optional=optional, usage=usage)
+        args: dict[str, Any] = EXPORT.parse(argv)
         if "register" in args and not args["register"]:
             raise ValueError("register must name a model, e.g. register=severstal-ensemble")
         out = Path(args["out"]).expanduser().resolve()
@@ -222,7 +233,6 @@ def main(argv: list[str]) -> int:
         print(f"Next: python {out / EXPORT_RUNNER} images=TEST_IMAGES sample=SAMPLE_CSV out=submission.csv")
 
     return command(body)
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

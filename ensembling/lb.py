@@ -23,13 +23,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ensembling.cli import FLAG, TEXT, Typed, command, parse_args
+from ensembling.cli import FLAG, TEXT, Command, Key, Typed, command
+
+SCORE = Typed(float, 0)
+LB = Command(
+    "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png [overwrite=false]]",
+    "Record a leaderboard score against the ensemble that wrote the submission, and show the study's record (OOF against LB).",
+    {
+        "study": Key("the study folder"),
+        "submission": Key("the submission CSV that was scored (its hash finds the ensemble that wrote it)", None, TEXT),
+        "public": Key("its public leaderboard score", None, SCORE),
+        "private": Key("its private leaderboard score", None, SCORE),
+        "ensemble": Key("the ensemble id, where the submission's sidecar does not name it", None, TEXT),
+        "plot": Key("also draw OOF against leaderboard scores into this PNG (a new file, or a plot this command drew)", None, TEXT),
+        "overwrite": Key("with plot=: replace a PNG this command did not draw (never a study's or an input's file)", False, FLAG),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below
+    LB.answer_early(sys.argv[1:])
+
 from trainables.atomic import write_json, write_with
 from trainables.contract import StudyFolder, read_json_file, sidecar
 from trainables.png_mark import mark_png, marked_by
 from trainables.targets import check_file_target, check_writable_folder
 
-SCORE = Typed(float, 0)
 WRITER = "ensembling.lb"
 
 
@@ -147,11 +164,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.lb study=STUDY_DIR [submission=CSV public=SCORE [private=SCORE] [ensemble=ID]] [plot=cv_vs_lb.png [overwrite=false]]"
-    optional = {"submission": TEXT, "public": SCORE, "private": SCORE, "ensemble": TEXT, "plot": TEXT, "overwrite": FLAG}
+    usage = LB.usage
 
     def body() -> None:
-        args = parse_args(argv, ["study"], optional, usage)
+        args = LB.parse(argv)
         study = StudyFolder(Path(args["study"]).expanduser().resolve())
         if not study.study_yaml.is_file():
             raise FileNotFoundError(f"study={study.root}: not a study folder (no {study.study_yaml.name})")

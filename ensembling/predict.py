@@ -21,9 +21,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ensembling.cli import COUNT, FLAG, TEXT, Command, Key, Typed, command
+
+PREDICT = Command(
+    "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV [key=value ...]",
+    "Write a submission: an exported ensemble predicts the test images in the sample submission's layout.",
+    {
+        "model": Key("the folder ensembling.export wrote"),
+        "images": Key("the folder of test images"),
+        "sample": Key("the contest's sample submission: the rows (and their order) to write"),
+        "out": Key("the submission CSV to write: a new file, or one this command wrote before"),
+        "batch_size": Key("images per forward pass", 8, COUNT),
+        "device": Key("cpu, cuda or cuda:N (null: cuda where there is one); checked before any work", None, TEXT),
+        "workers": Key("threads that read and decode images ahead of the model", 4, Typed(int, 1)),
+        "bench": Key("also print ms per image and the time projected for the budget's images", False, FLAG),
+        "overwrite": Key("replace an existing out= this command did not write (never the sample, an image or an export's file)", False, FLAG),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    PREDICT.answer_early(sys.argv[1:])
+
 from tqdm import tqdm
 
-from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from ensembling.manifest import Manifest, read_manifest
 from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
@@ -205,14 +224,8 @@ def bench_lines(manifest: Manifest, images: int, predicting: float, total: float
 
 
 def main(argv: list[str]) -> int:
-    usage = (
-        "python -m ensembling.predict model=EXPORT_DIR images=DIR sample=CSV out=CSV "
-        "[batch_size=8] [device=cpu|cuda] [workers=4] [bench=false] [overwrite=false]"
-    )
-    optional = {"batch_size": COUNT, "device": TEXT, "workers": Typed(int, 1), "bench": FLAG, "overwrite": FLAG}
-
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, ["model", "images", "sample", "out"], optional, usage)
+        args: dict[str, Any] = PREDICT.parse(argv)
         device = check_device(args.get("device"))
         paths = {k: Path(args[k]).expanduser() for k in ("model", "images", "sample")}
         predict(

@@ -18,9 +18,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ensembling.cli import FLAG, TEXT, Command, Key, Typed, command
+
+REFIT = Command(
+    "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [force=false]",
+    "Train each member of the selected ensemble once more on all the data, for its own epochs; export with models=refit.",
+    {
+        "study": Key("the study folder whose ensemble.json ensembling.select wrote"),
+        "ray.address": Key("train the members as Ray tasks on this cluster (local: a Ray of its own); null: one by one here", None, TEXT),
+        "threads": Key("torch CPU threads (0: torch's default)", 0, Typed(int, 0)),
+        "force": Key("train again the members refit before", False, FLAG),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    REFIT.answer_early(sys.argv[1:])
+
 from tqdm import tqdm
 
-from ensembling.cli import FLAG, TEXT, Typed, command, parse_args
 from ensembling.manifest import read_manifest
 from trainables.atomic import atomic_path, write_json
 from trainables.contract import StudyFolder, read_json_file
@@ -123,11 +137,8 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [force=false]"
-    optional = {"ray.address": TEXT, "threads": Typed(int, 0), "force": FLAG}
-
     def body() -> None:
-        args = parse_args(argv, ["study"], optional, usage)
+        args = REFIT.parse(argv)
         study_dir = Path(args["study"])
         results = refit(study_dir, args.get("ray.address") or None, args.get("threads", 0), args.get("force", False))
         for result in results:
@@ -135,7 +146,6 @@ def main(argv: list[str]) -> int:
         print(f"Next: python -m ensembling.export study={study_dir} out=DIR models=refit")
 
     return command(body)
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

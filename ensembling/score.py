@@ -12,9 +12,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ensembling.cli import Command, Key, command
+
+SCORE = Command(
+    "python -m ensembling.score submission=CSV truth=TRAIN_CSV_LAYOUT images=DIR [metric=NAME | study=DIR]",
+    "Score a submission against known labels, beside the score an all-empty submission would get.",
+    {
+        "submission": Key("the submission CSV to score"),
+        "truth": Key("the known labels, in train.csv's layout (the synthetic set's test_truth.csv)"),
+        "images": Key("the folder of the images scored (their sizes decode the RLE)"),
+        "metric": Key("dice_pairs, dice_image or iou_dataset (null: the study's, else dice_pairs)", None),
+        "study": Key("a study folder whose study.yaml names the metric", None),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    SCORE.answer_early(sys.argv[1:])
+
 import numpy as np
 
-from ensembling.cli import command, parse_args
 from ensembling.submission import read_sample, read_submission
 from trainables.contract import StudyFolder
 from trainables.data.images import image_shape
@@ -65,15 +80,12 @@ def metric_of(args: dict[str, Any]) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    usage = "python -m ensembling.score submission=CSV truth=TRAIN_CSV_LAYOUT images=DIR [metric=dice_pairs|dice_image|iou_dataset] [study=DIR]"
-
     def body() -> None:
-        args: dict[str, Any] = parse_args(argv, ["submission", "truth", "images"], ["metric", "study"], usage)
+        args: dict[str, Any] = SCORE.parse(argv)
         result = score_submission(Path(args["submission"]), Path(args["truth"]), Path(args["images"]), metric_of(args))
         print(f"{result['metric']} {result['score']:.4f}  (all-empty {result['all_empty']:.4f}) over {result['pairs']} pairs")
 
     return command(body)
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -15,18 +15,44 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Command, Key, Typed, command
+
+SELECT = Command(
+    "python -m ensembling.select study=STUDY_DIR [key=value ...]",
+    "Pick the ensemble of the study's trials that scores best out of fold within the inference budget; writes <study>/ensemble.json.",
+    {
+        "study": Key("the study folder a search wrote"),
+        "budget.seconds": Key("seconds the ensemble may take to predict the test set on budget.device", 3600.0, POSITIVE),
+        "budget.images": Key("test images it must predict in that time (Severstal's test set)", 5506, COUNT),
+        "budget.device": Key("the device it must fit: kaggle-p100, kaggle-t4, h100, cpu-2core, or a speed ratio", "kaggle-p100"),
+        "max_steps": Key("greedy steps at most (a member may be added more than once)", 20, COUNT),
+        "greedy.patience": Key("steps without a better score before the selection stops", 3, COUNT),
+        "greedy.init_n": Key("start from the best n single candidates", 1, COUNT),
+        "greedy.bags": Key("bagged selection: 1 is plain forward selection", 1, COUNT),
+        "greedy.bag_fraction": Key("share of the candidates each bag sees", 0.5, Typed(float, 0, above=True)),
+        "greedy.max_members": Key("distinct candidates at most (0: no cap)", 0, Typed(int, 0)),
+        "greedy.seed": Key("seed of the bags", 0, Typed(int, 0)),
+        "nested": Key("also estimate the score of the selection itself, repeated on held-out parts", True, FLAG),
+        "nested.split": Key("what the nested estimate holds out: images or folds", "images", Typed(str, choices=("images", "folds"))),
+        "gate": Key("a classification study whose classifier empties the masks of images it calls clean", None, TEXT),
+        "device": Key("where candidates are scored: auto, cpu or cuda", "auto"),
+        "steps": Key("post-processing steps to tune, a comma list such as threshold,min_area (null: every step)", None, TEXT),
+    },
+)
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (MLflow, torch: seconds)
+    SELECT.answer_early(sys.argv[1:])
+
 import mlflow
 import numpy as np
 
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
 from ensembling.classify import skipped
-from ensembling.cli import COUNT, FLAG, POSITIVE, TEXT, Typed, command, parse_args
 from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import Manifest, build_manifest, write_manifest
-from ensembling.nested import NESTED_SPLITS, Nested, nested_estimate, nested_words, outer_parts
+from ensembling.nested import Nested, nested_estimate, nested_words, outer_parts
 from ensembling.store import TrialRecord, usable_trials, with_snapshots
 from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from trainables.contract import ENSEMBLE_JSON
@@ -270,20 +296,7 @@ def curve_figure(points: list[tuple[float, float]], manifest: Manifest):  # type
 
 
 def main(argv: list[str]) -> int:
-    usage = (
-        "python -m ensembling.select study=STUDY_DIR [budget.seconds=3600] [budget.images=5506] [budget.device=kaggle-p100|RATIO] "
-        "[max_steps=20] [greedy.init_n=1] [greedy.bags=1] [greedy.bag_fraction=0.5] [greedy.max_members=0] [nested=true] [nested.split=images|folds] [gate=CLASSIFICATION_STUDY] [device=auto|cpu|cuda] [steps=threshold,min_area,...]"
-    )
-    optional = {"budget.seconds": POSITIVE, "budget.images": COUNT, "budget.device": None, "max_steps": COUNT,
-                "greedy.patience": COUNT, "greedy.init_n": COUNT, "greedy.bags": COUNT, "greedy.bag_fraction": Typed(float, 0, above=True),
-                "greedy.max_members": Typed(int, 0), "greedy.seed": Typed(int, 0), "nested": FLAG, "nested.split": Typed(str, choices=NESTED_SPLITS),
-                "gate": TEXT, "device": None, "steps": TEXT}
-
-    def body() -> None:
-        run(parse_args(argv, required=["study"], optional=optional, usage=usage))
-
-    return command(body)
-
+    return command(lambda: run(SELECT.parse(argv)) and None)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

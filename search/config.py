@@ -8,13 +8,14 @@ Every key is checked against both, and a typo names the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search.spaces import check_domain, domain_values, space_path
 from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
-from trainables.data.study import DataConfig, check_data_config, fold_data_options, is_data_option
+from trainables.data.config import DataConfig, check_data_config, fold_data_options, is_data_option
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
 
@@ -40,14 +41,14 @@ class MlflowConfig:
 @dataclass
 class SchedulerConfig:
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
-    reduction_factor: int = 2
+    reduction_factor: int = 2  # ASHA keeps 1/factor of the trials at each rung
 
 
 @dataclass
 class ScreenConfig:
     """Screening trials: one fold, a smaller image, maybe fewer epochs (see search/stages.py)."""
 
-    folds: list[int] = field(default_factory=lambda: [0])
+    folds: list[int] = field(default_factory=lambda: [0])  # the folds a screening trial trains
     scale: float = 0.5  # times the trial's train.scale
     epochs: int = 0  # 0: the trial's own train.epochs
 
@@ -61,21 +62,21 @@ class PromoteConfig:
 class PlaceConfig:
     """The node resource each stage's trials ask for: auto (proto/heavy when the cluster has them), none, a name."""
 
-    screen: str = "auto"
-    full: str = "auto"
+    screen: str = "auto"  # the node resource screening trials ask for
+    full: str = "auto"  # the node resource full trials ask for
 
 
 @dataclass
 class SearchConfig:
-    space: str = "quick"
+    space: str = "quick"  # a space of spaces/ by name, or a path to a .yaml file of the same form
     description: str = ""
     study: str | None = None  # None: the space's name
-    storage: str = "studies"
+    storage: str = "studies"  # the folder that holds the studies
     resume: bool = True  # continue the study's interrupted search; false: start a new study <study>-2
-    trials: int = 4
-    seed: int = 0
-    folds: int = 5
-    oof_scale: float = 0.25
+    trials: int = 4  # configurations to try (Optuna proposes them, ASHA may stop them early)
+    seed: int = 0  # the search's seed: Optuna's sampler, the split and each trial's seed
+    folds: int = 5  # K of the study's K-fold split, fixed once per study
+    oof_scale: float = 0.25  # OOF predictions and truth are stored at this fraction of each side
     # None: the data's default (dice_pairs for masks; accuracy, or macro_f1 multi-label, for image labels);
     # dice_pairs (Severstal), dice_image (Carvana), iou_dataset; accuracy, macro_f1, log_loss, roc_auc: fixed per study
     metric: str | None = None
@@ -105,6 +106,7 @@ class Plan:
     config: SearchConfig
     fixed: dict[str, Any]
     search: dict[str, dict[str, Any]]
+    checked: Any = field(default=None, repr=False)  # the data as search.run read and checked it (CheckedData)
 
 
 def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -115,14 +117,18 @@ def parse_overrides(argv: list[str], types: dict[str, Any] | None = None) -> dic
     out: dict[str, Any] = {}
     for given, value in split_words(argv, " (e.g. space=quick trials=8)"):
         key = ALIASES.get(given, given)
-        parsed = read_yaml(value)  # "" reads as None
+        parsed = read_yaml(value, f"{given}={value}")  # "" reads as None
         text = (types or {}).get(key) in (str, str | None)
         out[key] = value if text and parsed is not None and not isinstance(parsed, str) else parsed
     return out
 
 
 def _read_space(path: Path) -> dict[str, Any]:
-    raw = read_yaml(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: a space file is YAML text, this one is not UTF-8 text") from None
+    raw = read_yaml(text, str(path)) or {}
     sections = ["description", "settings", "search"]
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a space is a mapping with the keys {', '.join(sections)}, got {type(raw).__name__}")
@@ -137,6 +143,17 @@ def _read_space(path: Path) -> dict[str, Any]:
 
 def load_plan(argv: list[str]) -> Plan:
     """Resolve the space file and overrides into a validated plan; errors name the file and key."""
+    plan = read_plan(argv)
+    config, path = plan.config, Path(plan.config.space)
+    _check(config)
+    _check_trials(plan.fixed, plan.search, f"{path}: ")
+    _check_family(config, plan.fixed, plan.search, path)
+    return plan
+
+
+def read_plan(argv: list[str]) -> Plan:
+    """The space file and overrides as a plan, every key and type checked, but not the values against
+    the data, the models or Ray (:func:`load_plan` does that): fast, for ``--help`` and a typo."""
     run_keys, trial_keys = flat_keys(SearchConfig), flat_keys(TrialConfig)
     overrides = parse_overrides(argv, {**run_keys, **trial_keys})
     path = space_path(str(overrides.get("space", SearchConfig.space)))
@@ -157,15 +174,12 @@ def load_plan(argv: list[str]) -> Plan:
             search.pop(key, None)  # a fixed value wins over a searched one
     config = from_flat(SearchConfig, fold_data_options(run))
     config.space = str(path)
-    _check(config)
-    _check_trials(fixed, search, f"{path}: ")
-    _check_family(config, fixed, search, path)
     return Plan(config=config, fixed=fixed, search=search)
 
 
 def _check_family(config: SearchConfig, fixed: dict[str, Any], search: dict[str, dict[str, Any]], path: Path) -> None:
     """Masks models for mask data, classifiers for image labels: a mismatch fails before any trial runs."""
-    from trainables.data.study import data_kind
+    from trainables.data.config import data_kind
     from trainables.models import MASKS, get_family
 
     kind, _ = data_kind(config.data)
@@ -200,23 +214,50 @@ def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
 
 
 def _check(config: SearchConfig) -> None:
+    check_values(config)
+    from search.session import node_ip  # the rule the driver applies when it starts Ray (imports Ray)
+    from search.time_budget import parse_budget  # imports Ray Tune
+
+    node_ip(config.ray.address, config.ray.node_ip, say=lambda _: None)
+    config.time_budget = parse_budget(config.time_budget)
+
+
+def check_values(config: SearchConfig) -> None:
+    """The run settings' values, checked with no heavy import (search.cli answers them before torch and Ray);
+    :func:`load_plan` adds ray.node_ip and time_budget, whose rules live beside Ray."""
     if config.trials < 1:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
+    if config.seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {config.seed}")
     if config.folds < 2:
         raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
-    if config.ray.retries < 0:
-        raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {config.ray.retries}")
-    from search.time_budget import parse_budget
-
-    config.time_budget = parse_budget(config.time_budget)
+    _check_ray(config.ray)
+    if config.scheduler.grace_period < 1:
+        raise ValueError(f"scheduler.grace_period must be >= 1 epoch, got {config.scheduler.grace_period}")
+    if config.scheduler.reduction_factor < 2:
+        raise ValueError(f"scheduler.reduction_factor must be >= 2 (ASHA keeps 1/factor of the trials at each rung), got {config.scheduler.reduction_factor}")
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
     from search.stages import check_stage_config
-    from trainables.data.study import study_metric
+    from trainables.data.config import study_metric
 
     config.metric = study_metric(config.data, config.metric)  # the data's default, or the named one if it fits the data
     check_stage_config(config)
+
+
+def _check_ray(ray: RayConfig) -> None:
+    """Ray's numbers and address, checked before a study or an MLflow run is written (Ray would find them only at start)."""
+    if ray.address is not None and not re.fullmatch(r"auto|local|(ray://)?[\w.\-\[\]:]+:\d+", ray.address):
+        raise ValueError(f"ray.address must be auto or HOST:PORT (e.g. 10.0.0.5:6379) of a running cluster, got {ray.address!r}; leave it out to start a local Ray")
+    if ray.cpus_per_trial < 0:
+        raise ValueError(f"ray.cpus_per_trial must be >= 0 (0: the cluster's CPUs shared among the trials), got {ray.cpus_per_trial:g}")
+    if ray.gpus_per_trial < 0 and ray.gpus_per_trial != -1:
+        raise ValueError(f"ray.gpus_per_trial must be >= 0, or -1 for one GPU per trial where the cluster has GPUs, got {ray.gpus_per_trial:g}")
+    if ray.max_concurrent < 0:
+        raise ValueError(f"ray.max_concurrent must be >= 0 (0: as many as the resources allow), got {ray.max_concurrent}")
+    if ray.retries < 0:
+        raise ValueError(f"ray.retries must be >= 0 (0: a trial whose worker dies fails), got {ray.retries}")
 
 
 def _check_trials(fixed: dict[str, Any], search: dict[str, dict[str, Any]], where: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from trainables.atomic import probe_writable
 from trainables.contract import StudyFolder
 
 TUNER_PKL = "tuner.pkl"  # Ray Tune's own file: present once a search of the study has begun
@@ -26,7 +27,7 @@ SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_scale", "metric", "data", "s
 
 
 # Keys a study.yaml written before they existed lacks: read as their default, so such a study still resumes.
-DEFAULTS_ADDED_LATER = {"data.task": "auto"}
+DEFAULTS_ADDED_LATER = {"data.task": "auto", "data.allow_empty": False}
 
 
 def begun(study_dir: Path) -> bool:
@@ -93,6 +94,22 @@ def remove_unrecorded(study_dir: Path, known: Iterable[str], say: Any = print) -
         removed.append(trial.trial_id)
         say(f"Removed the half-done trial {trial.trial_id}: the interrupted search had not recorded it, so it cannot go on")
     return removed
+
+
+def check_study_place(study_dir: Path) -> None:
+    """Say in one line why the study folder cannot be made or written there, before anything is read
+    or written (a generated data set is written under the same storage)."""
+    study_dir = Path(study_dir)
+    for folder in (study_dir.parent, study_dir):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file, not a folder: name another place for the studies with storage=PATH")
+    try:
+        probe_writable(study_dir)
+    except OSError as error:
+        raise ValueError(
+            f"{study_dir}: cannot write the study folder there ({error.strerror or error}); "
+            "choose a writable place with storage=PATH"
+        ) from None
 
 
 def make_study_folder(study_dir: Path) -> None:

@@ -12,29 +12,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+from search.cli import parse_command
+from trainables.help import answer_early
+
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch, Ray, MLflow: seconds)
+    answer_early(sys.argv[1:], parse_command)
+
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from ensembling.tracking import clean_params, numeric, resolve_uri, ui_command, use_experiment
+from ensembling.tracking import check_store, clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.cluster import describe, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
 from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
 from search.outcome import Outcome, error_files, outcome
-from search.resume import begun, check_same_search, fresh_name, make_study_folder
+from search.resume import begun, check_same_search, check_study_place, fresh_name, make_study_folder
 from search.session import interrupts_as_ctrl_c, ray_stopped_after
 from search.stages import tune_location
 from search.tuner import start_ray
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
 from trainables.data.inspect import write_data_picture
-from trainables.data.study import StudyConfig, prepare_study, resolve_root, study_record
+from trainables.data.study import StudyConfig, check_study_data, prepare_study, resolve_root, study_record
 from trainables.errors import exit_status
 
 
 def choose_study(plan: Plan) -> Path:
-    """The study folder this search runs in: the named one, or with resume=false a new one beside it."""
+    """The study folder this search runs in: the named one, or with resume=false a new one beside it.
+
+    What a bad input fails on (the data, the split, the MLflow store) is checked before the folder is
+    made, so a refused search leaves no study behind."""
     cfg = plan.config
+    check_study_place(cfg.study_dir)
+    _resolve_places(plan)
+    check_store(str(cfg.mlflow.uri))  # a local store writable, a server answering
+    plan.checked = check_study_data(_study_config(plan))  # read once: prepare() writes the study from it
     if not cfg.resume and cfg.study_dir.exists():
         name = fresh_name(cfg.study_dir.parent, cfg.study_name)
         print(f"Study {cfg.study_name} exists and resume=false: this search is a new study, {name}")
@@ -43,20 +56,30 @@ def choose_study(plan: Plan) -> Path:
     return cfg.study_dir
 
 
+def _resolve_places(plan: Plan) -> None:
+    """data.root (or the format's default folder) and the MLflow store, made absolute."""
+    cfg = plan.config
+    cfg.data.root = resolve_root(cfg.data, cfg.storage)
+    cfg.mlflow.uri = resolve_uri(cfg.mlflow.uri)
+
+
+def _study_config(plan: Plan) -> StudyConfig:
+    cfg = plan.config
+    return StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
+
+
 def prepare(plan: Plan) -> Path:
     """Resolve the data folder, write study.yaml, and fix the split; returns the study folder.
 
     A study whose search has begun is continued only with the settings it began with."""
     cfg = plan.config
-    cfg.data.root = resolve_root(cfg.data, cfg.storage)  # data.root, or the format's default folder
-    cfg.mlflow.uri = resolve_uri(cfg.mlflow.uri)
-    cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name
+    _resolve_places(plan)
+    cfg.mlflow.experiment = cfg.mlflow.experiment or cfg.study_name  # the study's name once choose_study named it
     study_dir = cfg.study_dir
     folder = StudyFolder(study_dir)
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
-    study_config = StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
-    study = prepare_study(study_dir, study_config)
+    study = prepare_study(study_dir, _study_config(plan), plan.checked)
     folder.write_config({**resolved(plan), **study_record(study)})  # + kind and multi_label (trainables/contract.py)
     return study_dir
 
@@ -170,10 +193,15 @@ def _short(value: Any) -> Any:
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
+def _search(argv: list[str]) -> int:
+    parse_command(argv)  # -h/--help prints the keys with the space's defaults and ends here
+    return run(load_plan(argv))
+
+
 def main(argv: list[str]) -> int:
     # exit status 1: the search ran but no trial finished; 130: interrupted (the same command goes on)
     try:
-        return exit_status(lambda: run(load_plan(argv)))
+        return exit_status(lambda: _search(argv))
     except KeyboardInterrupt:
         print("\nInterrupted: run the same command to go on from the trials' last checkpoints.", file=sys.stderr)
         return 130

@@ -47,3 +47,17 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
     """Run ``writer(tmp_path)`` and move the result onto ``path`` only if it succeeded."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def probe_writable(path: Path) -> Path:
+    """Write and remove an empty probe file in ``path``, or in its nearest folder that exists (where the
+    missing ones would be made); returns that folder, raises OSError. Permissions alone do not say it:
+    root passes them all, but not a read-only mount."""
+    path = Path(path).expanduser().absolute()
+    folder = next(p for p in (path, *path.parents) if p.exists())
+    if not folder.is_dir():
+        raise NotADirectoryError(20, "not a folder", str(folder))
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return folder

@@ -23,7 +23,7 @@ class ModelConfig:
     family: str = "smp"  # smp (segmentation masks) or timm (image labels); see trainables.models
     arch: str = "Unet"  # a segmentation-models-pytorch architecture
     encoder: str = "resnet18"  # an smp encoder or tu-<timm model>; the timm model for family=timm
-    encoder_depth: int = 5
+    encoder_depth: int = 5  # encoder stages (3..5); fewer is faster and coarser
     decoder_channels: list[int] | None = None  # Unet/Unet++/MAnet widths, one per stage; None: smp's
     # None trains from scratch; a path names a local weights file (.safetensors or .pth) for the encoder;
     # a hub name (imagenet) is downloaded, only where a hub can be reached.
@@ -32,10 +32,10 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 2
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 8
+    epochs: int = 2  # epochs of every fold
+    lr: float = 1e-3  # peak learning rate of the schedule
+    weight_decay: float = 1e-4  # the optimizer's weight decay
+    batch_size: int = 8  # images per optimizer step (times train.accumulate)
     # A small data set trains with smaller batches (never below 2) so that each fold's epoch takes at least
     # this many optimizer steps: a space sized in epochs for a few hundred images still learns on ninety.
     min_steps: int = 0
@@ -63,7 +63,7 @@ class TrainConfig:
     # Validate (and report a score) every N epochs, and always at the last epoch and at each snapshot.
     # On a CPU validation costs about as much as training: N = the scheduler's grace period halves an epoch.
     val_every: int = 1
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes per fold
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
 
 
@@ -71,8 +71,8 @@ class TrainConfig:
 class TrialConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    tta: str = "hflip"
-    seed: int = 0
+    tta: str = "hflip"  # test-time views averaged for OOF and submission: none, hflip, hvflip
+    seed: int = 0  # the trial's seed (weights, augmentation, batches)
 
 
 def flat_keys(cls: type) -> dict[str, Any]:
@@ -177,9 +177,21 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(text: str) -> Any:
-    """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'."""
-    return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+def read_yaml(text: str, where: str = "") -> Any:
+    """YAML as a user means it: ``lr=1e-4`` is the float 0.0001, not the string '1e-4'.
+
+    Text that is not YAML is a ValueError that begins with ``where`` (a file, or a key) and its line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+    except yaml.YAMLError as error:
+        lines = "\n" in text.strip()  # a file, not one value of the command line
+        mark, start = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+        at = f":{mark.line + 1}" if mark is not None and lines else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        column = f" (column {mark.column + 1})" if mark is not None else ""
+        context = getattr(error, "context", None)
+        begun = f", {context} begun on line {start.line + 1}" if context and start is not None and lines else ""
+        raise ValueError(f"{where}{at}: not valid YAML: {problem}{column}{begun}") from None
 
 
 def split_words(argv: list[str], hint: str = "") -> list[tuple[str, str]]:
@@ -191,3 +203,39 @@ def split_words(argv: list[str], hint: str = "") -> list[tuple[str, str]]:
             raise ValueError(f"argument {word!r} must look like key=value{hint}")
         pairs.append((key, value))
     return pairs
+
+
+def key_help(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, meaning) of every key of a config dataclass, for ``--help``: the meaning is
+    the comment beside the field, or the comment lines right above it, in the class's source."""
+    comments = _field_comments(cls)
+    hints = typing.get_type_hints(cls)
+    rows: list[tuple[str, Any, str]] = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += key_help(hints[f.name], f"{prefix}{f.name}.")
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        rows.append((f"{prefix}{f.name}", None if default is dataclasses.MISSING else default, comments.get(f.name, "")))
+    return rows
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    import inspect
+
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # no source (a frozen build): no meanings
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("# "))
+            continue
+        match = re.match(r"(\w+): [^#]*?(?:#\s*(.*))?$", text)
+        if match and not text.startswith(("def ", "return", "self.")):
+            out.setdefault(match.group(1), match.group(2) or " ".join(above))
+        above = []
+    return out

@@ -17,10 +17,38 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainables.config import TrialConfig, from_flat, key_help, read_yaml, split_words
+from trainables.help import answer_early, default_text, format_keys, show_help, wants_help
+
+USAGE = "usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]"
+
+
+def fit_help() -> str:
+    rows = [("study", "(required)", "the study folder search.run prepared"), ("trial_id", "null", "the trial's folder name (null: a new one)")]
+    rows += [(key, default_text(default), meaning) for key, default, meaning in key_help(TrialConfig)]
+    return f"{USAGE}\n\nRun one trial without Ray on the study's folds, with the trial keys given (the rest at their defaults).\n\n{format_keys(rows)}\n"
+
+
+def parse_words(argv: list[str]) -> tuple[str, str | None, dict[str, Any]]:
+    """(study, trial_id, the trial keys read as YAML); -h/--help prints the keys, an unknown key or a bad type is an error."""
+    if wants_help(argv):
+        show_help(fit_help())
+    args = dict(split_words(argv, f"; {USAGE}"))
+    if "study" not in args:
+        raise ValueError(USAGE)
+    study_dir, trial_id = args.pop("study"), args.pop("trial_id", None)
+    config = {key: read_yaml(value, f"{key}={value}") for key, value in args.items()}
+    from_flat(TrialConfig, config, where="command line: ")  # names a typo before torch is imported
+    return study_dir, trial_id, config
+
+
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    answer_early(sys.argv[1:], parse_words)
+
 import torch
 
 from trainables.checkpoint import resume
-from trainables.config import read_yaml, split_words, to_flat
+from trainables.config import to_flat
 from trainables.data.study import open_study
 from trainables.epochs import Reporter, train_folds
 from trainables.errors import exit_status
@@ -81,9 +109,6 @@ def run_trial(
         _free(runs)
 
 
-USAGE = "usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]"
-
-
 def main(argv: list[str]) -> int:
     """Run one trial without Ray: ``study=DIR`` plus ``key=value`` trial settings."""
 
@@ -91,11 +116,8 @@ def main(argv: list[str]) -> int:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, flush=True)
 
     def body() -> None:
-        args = dict(split_words(argv, f"; {USAGE}"))
-        if "study" not in args:
-            raise ValueError(USAGE)
-        study_dir, trial_id = args.pop("study"), args.pop("trial_id", None)
-        run_trial({key: read_yaml(value) for key, value in args.items()}, study_dir, trial_id, report=show)
+        study_dir, trial_id, config = parse_words(argv)
+        run_trial(config, study_dir, trial_id, report=show)
 
     return exit_status(body)
 

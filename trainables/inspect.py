@@ -11,26 +11,59 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import trainables.data  # noqa: F401  (registers the formats)
 from trainables.config import read_yaml, split_words
-from trainables.data.inspect import data_picture, format_table, summary, write_picture
-from trainables.data.study import DataConfig, fold_data_options, is_data_option, load_data, resolve_root
+from trainables.data.config import DataConfig, fold_data_options, is_data_option
 from trainables.errors import exit_status
+from trainables.help import answer_early, format_keys, show_help, wants_help
 from trainables.png_mark import marked_by
 from trainables.targets import check_file_target
 
 OWN = {"out": "data.png", "images": 12, "seed": 0, "storage": "studies", "overwrite": False}
 WRITER = "trainables.inspect"
 SHARED = {"data.format", "data.root", "data.limit", "data.on_error", "data.task"}
+HELP = f"""usage: python -m trainables.inspect data=FORMAT data.root=DIR [data.<option>=...] [out=data.png] [images=12] [seed=0] [overwrite=false]
+
+Print a table of the data set (images per class, empty images, mask areas, image sizes) and draw a grid of
+images with their decoded masks; python -m trainables.data lists the formats and their data.<option> keys.
+
+{format_keys([
+    ("data", "synthetic", "the data format (data.format)"),
+    ("data.root", "null", "the data folder (null: the format's default; only synthetic has one)"),
+    ("data.on_error", "stop", "skip: leave bad rows out"),
+    ("data.task", "auto", "presence: read a segmentation set's masks as labels"),
+    ("data.<option>", "", "the format's own options (python -m trainables.data)"),
+    ("out", "data.png", "the PNG grid to write: a new file, or a picture this command drew before"),
+    ("overwrite", "false", "true: replace another file at out= (never one of the data's)"),
+    ("images", "12", "images drawn in the grid"),
+    ("seed", "0", "which images are drawn"),
+    ("storage", "studies", "where a generated (synthetic) data set is written"),
+])}
+"""
 
 
-def inspect(argv: list[str]) -> Path:
+def split_keys(argv: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The data keys and this command's own keys; -h/--help prints the help, an unknown key is an error."""
+    if wants_help(argv):
+        show_help(HELP)
     values = {("data.format" if k == "data" else k): v for k, v in split_words(argv, " (e.g. data=folder data.root=DIR)")}
     own = {k: values.pop(k) for k in list(values) if k in OWN}
     bad = [k for k in values if k not in SHARED and not is_data_option(k)]
     if bad:
         raise ValueError(f"unknown key {bad[0]!r}; valid keys: data, data.root, data.task, data.<option>, {', '.join(OWN)}")
-    flat = fold_data_options({k: (v if k == "data.root" else read_yaml(v)) for k, v in values.items()})
+    return values, own
+
+
+if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
+    answer_early(sys.argv[1:], split_keys)
+
+import trainables.data  # noqa: F401  (registers the formats)
+from trainables.data.inspect import data_picture, format_table, summary, write_picture
+from trainables.data.study import load_data, resolve_root
+
+
+def inspect(argv: list[str]) -> Path:
+    values, own = split_keys(argv)
+    flat = fold_data_options({k: (v if k == "data.root" else read_yaml(v, f"{k}={v}")) for k, v in values.items()})
     config = DataConfig(
         format=str(flat.get("data.format", "synthetic")),
         root=flat.get("data.root"),

@@ -9,6 +9,8 @@ a hub that cannot be reached is one error line that names the fix.
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import timm
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from trainables.config import ModelConfig
@@ -134,7 +137,31 @@ def weights_file(config: ModelConfig) -> Path | None:
         raise ValueError(f"model.encoder_weights: folder {weights} has no {config.encoder}.safetensors (or .pth/.pt); add it, or null to train from scratch")
     if not path.is_file():
         raise ValueError(f"model.encoder_weights: no file at {weights}; name a local weights file, or null to train from scratch")
+    check_weights_file(path)
     return path
+
+
+def check_weights_file(path: Path) -> None:
+    """Read a weights file's tensor names, never its tensors nor an unsafe pickle: a file that is not a
+    state dict fails here, with its name, and not later inside a trial. .safetensors: its header only;
+    .pth/.pt/.bin: torch's weights-only reader (memory-mapped where the file is a zip, as torch saves)."""
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                names = list(handle.keys())
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a pickle protocol note on files torch.save did not write
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            names = [k for k, v in state.items() if isinstance(v, torch.Tensor)] if isinstance(state, dict) else []
+    except Exception as error:  # safetensors, pickle and zip readers each raise their own kinds
+        reason = str(error).splitlines()[0][:160] if path.suffix == ".safetensors" else "torch's weights-only reader refused it"
+        raise ValueError(
+            f"model.encoder_weights: {path} is not a readable {path.suffix} weights file ({reason}); "
+            "name a state dict saved with safetensors or torch.save, or null to train from scratch"
+        ) from None
+    if not names:
+        raise ValueError(f"model.encoder_weights: {path} holds no tensors; name the encoder's state dict, or null to train from scratch")
 
 
 def check_model_config(config: ModelConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import trainables.data  # noqa: F401  (registers the formats)
@@ -10,7 +11,7 @@ from trainables.data.formats import get_format, list_formats
 
 def describe() -> str:
     lines = ["Data formats (data=NAME data.root=DIR data.<option>=VALUE; every format also takes "
-             "data.limit=N and data.on_error=stop|skip):"]
+             "data.limit=N, data.on_error=stop|skip, data.task=auto|presence and data.allow_empty=false):"]
     for name in list_formats():
         fmt = get_format(name)
         lines.append(f"\n  {name}  [{fmt.kind}, RLE order {fmt.order}, predictions: {fmt.submission}]")
@@ -22,5 +23,19 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    """``python -m trainables.data [-h]``: the formats and their options (the same with or without --help)."""
+    from trainables.help import wants_help
+
+    words = [word for word in argv if not wants_help([word])]
+    if words:
+        print(f"error: python -m trainables.data takes no keys, got {words[0]!r}; it lists the data formats", file=sys.stderr)
+        return 2
+    if argv:
+        print("usage: python -m trainables.data [-h]\n")
     print(describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

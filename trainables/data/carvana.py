@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from trainables.data.folder import FolderOptions, read_mask_folder
-from trainables.data.formats import DataFormat, SegmentationData, option, register_format
+from trainables.data.formats import DataFormat, SegmentationData, option, read_label_csv, register_format
 from trainables.data.images import image_shape, list_images
 from trainables.data.problems import Problems
 from trainables.data.rle import parse_rle
@@ -32,7 +31,7 @@ class CarvanaOptions:
 
 
 def read_carvana_csv(csv_path: Path, image_dir: Path, problems: Problems) -> SegmentationData:
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    frame = read_label_csv(csv_path, ",".join(COLUMNS), skip_blank_lines=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{csv_path}: expected columns {','.join(COLUMNS)}, got {','.join(map(str, frame.columns))} (missing {missing[0]})")

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from trainables.data.formats import DataFormat, SegmentationData, option, register_format
+from trainables.data.formats import DataFormat, SegmentationData, option, read_label_csv, register_format
 from trainables.data.images import IMAGE_SUFFIXES
 from trainables.data.problems import Problems
 
@@ -58,7 +57,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _from_csv(root: Path, options: ClassesOptions, problems: Problems) -> tuple[Path, dict[str, str]]:
     path, image_dir = root / options.csv, root / options.image_dir
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_label_csv(path, "image,label")
     for column in ("image", "label"):
         if column not in frame.columns:
             raise ValueError(f"{path}: expected columns image,label, got {','.join(map(str, frame.columns))}")

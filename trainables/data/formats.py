@@ -184,6 +184,22 @@ class DataFormat(ABC):
         return out
 
 
+def read_label_csv(path: Path, columns: str, **kwargs: Any) -> Any:
+    """A format's label file as a DataFrame of text cells; an empty or unparsable file is one error naming
+    it and the columns it should have (pandas alone says "No columns to parse from file")."""
+    import pandas as pd  # the exported kernel reads images and RLE from this package without pandas
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty; expected a header line {columns}, then one row per label") from None
+    except pd.errors.ParserError as error:
+        reason = str(error).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
+        raise ValueError(f"{path}: not a CSV with the columns {columns} ({reason})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; expected a CSV with the columns {columns}") from None
+
+
 def option(default: Any, help: str) -> Any:
     """A dataclass field with the help line ``python -m trainables.data`` prints."""
     return field(default=default, metadata={"help": help})

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from trainables.data.formats import DataFormat, SegmentationData, option, register_format
+from trainables.data.formats import DataFormat, SegmentationData, option, read_label_csv, register_format
 from trainables.data.images import image_shape, list_images
 from trainables.data.problems import Problems
 from trainables.data.rle import parse_rle
+
+if TYPE_CHECKING:
+    import pandas as pd  # read_label_csv imports it when a file is read: --help and the kernel go without
 
 SEVERSTAL_LAYOUTS = (("ImageId", "ClassId", "EncodedPixels"), ("ImageId_ClassId", "EncodedPixels"))
 
@@ -22,7 +25,7 @@ def read_label_rows(csv_path: Path) -> pd.DataFrame:
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: label file not found (expected a Severstal train.csv)")
     # Blank lines are kept while numbering, so an error names the line an editor shows, then dropped.
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    frame = read_label_csv(csv_path, " or ".join(",".join(layout) for layout in SEVERSTAL_LAYOUTS), skip_blank_lines=False)
     blank = (frame == "").all(axis=1)
     frame["line"] = np.arange(len(frame)) + 2  # header is line 1
     frame = frame.loc[~blank].reset_index(drop=True)

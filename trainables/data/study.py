@@ -1,13 +1,15 @@
 """The study folder that every trial shares: its data, its fixed folds and the OOF truth.
 
-``prepare_study`` runs once, before any trial: it reads the data, writes ``folds.csv`` (or checks an
-existing one) and ``truth.npy`` (the masks at the stored OOF scale, in folds.csv order). Trials and
-the selector only ``open_study``.
+``check_study_data`` reads the data, decodes every image and splits it, writing nothing, so a bad
+input leaves no study behind; then ``prepare_study`` runs once, before any trial: it writes ``folds.csv``
+(or checks an existing one) and ``truth.npy`` (the masks at the stored OOF scale, in folds.csv order).
+Trials and the selector only ``open_study``. The data keys and their checks live in ``config.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,127 +21,23 @@ from tqdm import tqdm
 
 from trainables.atomic import atomic_path, write_with
 from trainables.contract import CLASSIFICATION, STUDY_KIND, STUDY_MULTI_LABEL, StudyFolder, open_array
+from trainables.data.config import (  # noqa: F401  (their home was here: importers keep working)
+    SHARED_KEYS,
+    TASKS,
+    DataConfig,
+    check_data_config,
+    data_format,
+    data_kind,
+    fold_data_options,
+    is_data_option,
+    resolve_root,
+    study_metric,
+)
 from trainables.data.folds import folds_hash, make_folds, read_folds, write_folds
-from trainables.data.formats import DataFormat, SegmentationData, get_format
+from trainables.data.formats import SegmentationData, get_format
 from trainables.data.images import verify_image
-from trainables.data.problems import ON_ERROR, Problems
+from trainables.data.problems import Problems
 from trainables.preprocess import resize_masks, scaled_size
-
-
-@dataclass(init=False)
-class DataConfig:
-    """The data keys every format shares, plus ``options``: the format's own ``data.<key>`` values.
-
-    ``DataConfig(format="synthetic", images=16)`` and a study.yaml written before options had their
-    own section both work: a keyword that is not a shared key is a format option.
-    """
-
-    format: str = "synthetic"
-    root: str | None = None  # None: the format's default folder (only synthetic has one)
-    limit: int = 0  # use a random subset of this many training images (0 = all), for fast screening
-    on_error: str = "stop"  # "skip": leave bad rows out, list them in the study's report file
-    # "auto": what the format holds (masks, or labels); "presence": a segmentation set read as multi-label
-    # classification, label k = the image has any pixel of class k (same images and folds as its masks' study)
-    task: str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        format: str = "synthetic",
-        root: str | None = None,
-        limit: int = 0,
-        on_error: str = "stop",
-        task: str = "auto",
-        options: dict[str, Any] | None = None,
-        **more: Any,
-    ) -> None:
-        self.format, self.root, self.limit, self.on_error, self.task = format, root, limit, on_error, task
-        self.options = {**(options or {}), **more}
-
-
-SHARED_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
-TASKS = ("auto", "presence")
-
-
-def fold_data_options(flat: dict[str, Any]) -> dict[str, Any]:
-    """Flat ``data.<key>`` words that are no shared key into ``data.options`` (a format's options)."""
-    out = {k: v for k, v in flat.items() if not is_data_option(k)}
-    options = dict(out.pop("data.options", None) or {})
-    options.update({k.split(".", 1)[1]: v for k, v in flat.items() if is_data_option(k)})
-    if options:
-        out["data.options"] = options
-    return out
-
-
-def is_data_option(key: str) -> bool:
-    section, _, name = key.partition(".")
-    return section == "data" and bool(name) and "." not in name and name not in SHARED_KEYS
-
-
-def data_format(config: DataConfig) -> tuple[DataFormat, Any]:
-    """The format and its typed options; an unknown format or option is a one-line error."""
-    fmt = get_format(config.format)
-    if config.on_error not in ON_ERROR:
-        raise ValueError(f"data.on_error must be one of {', '.join(ON_ERROR)}, got {config.on_error!r}")
-    if config.task not in TASKS:
-        raise ValueError(f"data.task must be one of {', '.join(TASKS)}, got {config.task!r}")
-    if config.task == "presence" and fmt.kind != "segmentation":
-        raise ValueError(f"data.task=presence reads a segmentation set's masks as labels; data.format={fmt.name} has labels already (leave data.task out)")
-    return fmt, fmt.parse_options(config.options)
-
-
-def check_data_config(config: DataConfig) -> None:
-    """Everything about the data keys that can be checked before reading a file."""
-    fmt, options = data_format(config)
-    if config.root is None and fmt.default_root(Path("."), options) is None:
-        raise ValueError(f"data.format={config.format} reads a folder: name it with data.root=PATH")
-
-
-def data_kind(config: DataConfig) -> tuple[str, bool]:
-    """(``segmentation`` or ``classification``, multi-label) of a data config, read from its format and
-    options without opening a file."""
-    fmt, options = data_format(config)
-    if config.task == "presence":
-        return CLASSIFICATION, True
-    return fmt.kind, bool(getattr(options, "multi_label", False))
-
-
-def study_metric(config: DataConfig, metric: str | None) -> str:
-    """The metric a study of this data is scored by: the one named, checked against the data's kind, or
-    the kind's default (dice_pairs for masks; accuracy single-label, macro_f1 multi-label)."""
-    from trainables.class_metrics import CLASS_METRICS, default_metric, is_class_metric
-    from trainables.metrics import DEFAULT_METRIC, get_metric, list_metrics
-
-    kind, multi = data_kind(config)
-    if kind == CLASSIFICATION:
-        if metric is None:
-            return default_metric(multi)
-        if not is_class_metric(metric):
-            raise ValueError(
-                f"metric={metric}: data.format={config.format} holds image labels; use one of {', '.join(CLASS_METRICS.names())}"
-                + ("" if metric in list_metrics() else f" (masks: {', '.join(list_metrics())})")
-            )
-        return metric
-    if metric is None:
-        return DEFAULT_METRIC
-    if is_class_metric(metric):
-        raise ValueError(
-            f"metric={metric} scores image labels, but data.format={config.format} holds masks; use one of "
-            f"{', '.join(list_metrics())}, or data.task=presence to classify which classes each image has"
-        )
-    get_metric(metric)  # an unknown name lists the registered metrics
-    return metric
-
-
-def resolve_root(config: DataConfig, storage: str | Path) -> str:
-    """data.root made absolute, or the format's default folder under ``storage``."""
-    fmt, options = data_format(config)
-    if config.root is not None:
-        return str(Path(config.root).expanduser().resolve())
-    root = fmt.default_root(Path(storage).expanduser().resolve(), options)
-    if root is None:
-        raise ValueError(f"data.format={config.format} reads a folder: name it with data.root=PATH")
-    return str(root)
 
 
 @dataclass
@@ -232,12 +130,50 @@ def _subset(data: SegmentationData, limit: int, seed: int) -> list[str]:
     return sorted(rng.choice(data.image_ids, size=limit, replace=False).tolist())
 
 
-def prepare_study(root: Path, config: StudyConfig) -> Study:
-    """Check every image decodes, write folds.csv and truth.npy once; a study re-run with another split
-    is refused. With data.on_error=skip the bad rows and images are listed in the study's report file."""
+@dataclass(frozen=True)
+class CheckedData:
+    """A study's data, read and checked by :func:`check_study_data` before the study folder is written."""
+
+    data: SegmentationData
+    problems: Problems
+    split: pd.DataFrame  # the folds of a new study (image_id, fold): every image, or data.limit of them
+
+
+def check_study_data(config: StudyConfig) -> CheckedData:
+    """Read the data, decode every image and split it; refuse more folds than images (or than a class has),
+    or a set with no label at all (unless data.allow_empty=true). Writes nothing: a bad input leaves no study."""
     problems = Problems(config.data.on_error)
-    data = load_data(config.data, problems)
-    data = check_images(data, problems)
+    data = check_images(load_data(config.data, problems), problems)
+    ids = _subset(data, config.data.limit, config.seed)
+    if len(ids) < config.folds:
+        limited = f" (data.limit={config.data.limit})" if len(ids) < len(data.image_ids) else ""
+        raise ValueError(
+            f"folds={config.folds} must not exceed the number of images: {data.image_dir} has {len(ids)}{limited}; "
+            f"use folds={max(2, len(ids))} or fewer, or more images"
+        )
+    index = {image_id: i for i, image_id in enumerate(data.image_ids)}
+    labels = data.labels()[[index[i] for i in ids]]
+    if not labels.any():
+        _refuse_empty(config.data, len(ids))
+    single_label = data.kind == CLASSIFICATION and not data.multi_label
+    split = make_folds(ids, labels, config.folds, config.seed, single_label=single_label)
+    return CheckedData(data=data, problems=problems, split=split)
+
+
+def _refuse_empty(config: DataConfig, images: int) -> None:
+    """No image has any labelled pixel (or label): every score would be a perfect 1.0 of predicting nothing."""
+    what = f"data.root={config.root}: none of the {images} training images has a label (no mask pixel, no class)"
+    if not config.allow_empty:
+        raise ValueError(f"{what}, so every trial would score 1.0 by predicting nothing; check the labels file, or set data.allow_empty=true to search it anyway")
+    print(f"warning: {what}; searching it anyway (data.allow_empty=true): every score will be 1.0", file=sys.stderr)
+
+
+def prepare_study(root: Path, config: StudyConfig, checked: CheckedData | None = None) -> Study:
+    """Write folds.csv and truth.npy once (a study re-run with another split is refused), from the data
+    ``checked`` (read here when not given). With data.on_error=skip the bad rows and images are listed
+    in the study's report file."""
+    checked = checked or check_study_data(config)
+    data, problems = checked.data, checked.problems
     root.mkdir(parents=True, exist_ok=True)
     write_problems(StudyFolder(root).data_errors, problems)
     folds_path = StudyFolder(root).folds_csv
@@ -252,11 +188,7 @@ def prepare_study(root: Path, config: StudyConfig) -> Study:
         if missing:
             raise ValueError(f"{folds_path}: image {missing[0]} of the split is not in {data.image_dir}")
     else:
-        ids = _subset(data, config.data.limit, config.seed)
-        index = {image_id: i for i, image_id in enumerate(data.image_ids)}
-        labels = data.labels()[[index[i] for i in ids]]
-        single_label = data.kind == CLASSIFICATION and not data.multi_label
-        folds = make_folds(ids, labels, config.folds, config.seed, single_label=single_label)
+        folds = checked.split
         write_folds(folds_path, folds)
     study = Study(root=root, config=config, data=data, folds=folds)
     if StudyFolder(root).truth.exists():
