@@ -133,7 +133,8 @@ def resolve_root(config: DataConfig, storage: str | Path) -> str:
     fmt, options = data_format(config)
     if config.root is not None:
         root = Path(config.root).expanduser().resolve()
-        if not root.is_dir():
+        generates = fmt.default_root(root, options) is not None  # synthetic: data.root is where it is generated
+        if (root.exists() or not generates) and not root.is_dir():
             raise FileNotFoundError(f"data.root={config.root}: {'not a folder' if root.exists() else 'no such folder'}; name the data folder of data.format={config.format}")
         return str(root)
     root = fmt.default_root(Path(storage).expanduser().resolve(), options)
