@@ -141,19 +141,23 @@ class WhereTable(Callback):
         print(f"\nTrials ({head}):\n{self.table()}", file=self.out or sys.stdout, flush=True)
 
     def summary(self) -> str:
-        """What ran where, one line per stage and node: how many trials done, stopped, failed, unfinished."""
+        """What ran where, one line per stage and node: its trials done, stopped, failed, unfinished, by id."""
         lines = []
         for stage in dict.fromkeys(w.stage for w in self.trials.values()):
-            per_node: dict[str, Counter] = {}
+            per_node: dict[str, dict[str, list[str]]] = {}
             for where in (w for w in self.trials.values() if w.stage == stage):
                 for node in dict.fromkeys(where.nodes or ["(no result)"]):
-                    per_node.setdefault(node, Counter())[where.status] += 1
+                    per_node.setdefault(node, {}).setdefault(where.status, []).append(where.trial_id)
                 if len(set(where.nodes)) > 1:
-                    per_node.setdefault(" -> ".join(where.nodes), Counter())["moved"] += 1
-            for node, counts in per_node.items():
-                said = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+                    per_node.setdefault(" -> ".join(where.nodes), {}).setdefault("moved", []).append(where.trial_id)
+            for node, by_status in per_node.items():
+                said = ", ".join(f"{len(ids)} {s.lower()} ({_ids(ids)})" for s, ids in sorted(by_status.items()))
                 lines.append(f"{stage}: {node}{self._kind(node)}: {said}")
         return "\n".join(lines)
+
+
+def _ids(ids: list[str], most: int = 6) -> str:
+    return " ".join(ids[:most]) + (f" +{len(ids) - most}" if len(ids) > most else "")
 
 
 def _nodes_of(result: Any) -> list[str]:
