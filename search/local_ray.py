@@ -100,8 +100,12 @@ def _command(node_ip: str, temp_dir: Path) -> list[str]:
 def start_local_ray(node_ip: str = LOOPBACK, timeout: float = 120.0) -> LocalRay:
     """Start a Ray head on ``node_ip`` in its own session; returns once it takes drivers."""
     # Ray's socket paths live under its temp folder and must stay short: /tmp or RAY_TMPDIR, not a deep cwd
-    temp_dir = Path(tempfile.mkdtemp(prefix="kvs-ray-", dir=os.environ.get("RAY_TMPDIR") or "/tmp"))
+    base = Path(os.environ.get("RAY_TMPDIR") or "/tmp")
+    base.mkdir(parents=True, exist_ok=True)
+    temp_dir = Path(tempfile.mkdtemp(prefix="kvs-ray-", dir=base))
     env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **(ONE_MACHINE if node_ip == LOOPBACK else {})}
+    # the metrics servers of the dashboard and the autoscaler default to fixed ports (44227, 44217) too
+    env.update({"DASHBOARD_METRIC_PORT": str(free_port()), "AUTOSCALER_METRIC_PORT": str(free_port())})
     env.pop("RAY_ADDRESS", None)
     log = open(temp_dir / "ray-start.log", "w")  # noqa: SIM115 (the head writes it while it lives)
     process = subprocess.Popen(

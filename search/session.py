@@ -113,7 +113,14 @@ def ray_started(address: str | None, given_ip: str | None, interrupts: Interrupt
     if address or os.environ.get("RAY_ADDRESS"):
         args["address"] = address  # None: ray.init reads RAY_ADDRESS
     else:
-        # A Ray of our own, never a cluster some other program left running on this machine.
+        # A Ray of our own, never a cluster some other program left running on this machine. Token auth
+        # unless RAY_AUTH_MODE says otherwise, as ray.init gives a Ray it starts (the token in ~/.ray/auth_token):
+        # a driver joining a head reads an unset mode as "disabled", so it is set for both here.
+        from ray._private.authentication import authentication_token_setup as auth
+
+        if "RAY_AUTH_MODE" not in os.environ:
+            auth.enable_token_auth_by_default()
+        auth.ensure_token_if_auth_enabled(None, create_token_if_missing=True)  # ray start --head makes none
         local = start_local_ray(ip or LOCAL_LOOPBACK)
         args["address"] = local.address
         if ip == LOCAL_LOOPBACK:
