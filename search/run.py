@@ -154,7 +154,8 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
         print(f"  {failed.trial_id:<18} {failed.error}\n  {'':<18} error file: {failed.error_file}")
     print(f"\nMLflow: {ui_command(uri)}")
     if result.interrupted:
-        print(f"Interrupted ({result.interrupted}) with {len(result.unfinished)} trial(s) unfinished, their checkpoints kept: run the same command to go on.")
+        unfinished = f" with {len(result.unfinished)} trial(s) unfinished" if result.unfinished else ""
+        print(f"Interrupted ({result.interrupted}){unfinished}: run the same command to go on (from the newest checkpoints).")
     elif result.unfinished:
         print(f"Interrupted with {len(result.unfinished)} trial(s) unfinished: run the same command to go on.")
     elif trials:

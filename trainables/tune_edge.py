@@ -64,8 +64,12 @@ def _resume_point(context: Any) -> tune.Checkpoint | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         trial_dir, name = posixpath.split(checkpoint.path.rstrip("/"))
-        return newest_checkpoint(checkpoint.filesystem, trial_dir, name) or checkpoint
-    return newest_checkpoint(LocalFileSystem(), context.get_trial_dir())  # none recorded: one written at the stop?
+        newer = newest_checkpoint(checkpoint.filesystem, trial_dir, name)
+    else:  # none recorded: one written as the search stopped?
+        newer = newest_checkpoint(LocalFileSystem(), context.get_trial_dir())
+    if newer is not None:
+        print(f"Trial {context.get_trial_id()} goes on from {posixpath.basename(newer.path)}, written as the search stopped (Tune had recorded {checkpoint and posixpath.basename(checkpoint.path)})")
+    return newer or checkpoint
 
 
 def _whole(fs: Any, folder: str, sizes: dict[str, int]) -> bool:

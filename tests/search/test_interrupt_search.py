@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import mlflow
@@ -99,7 +100,13 @@ def test_ctrl_c_to_the_driver_ends_cleanly_on_loopback_and_the_rerun_goes_on_fro
         assert any("gcs_server" in who for who, _ in sockets) and len(sockets) >= 5, sockets
         assert [s for s in sockets if not on_loopback(s[1])] == [], sockets
 
-        os.kill(proc.pid, signal.SIGINT)  # the driver alone
+        # the driver alone, about a second before the trial's next report: that report's checkpoint is then
+        # written while the search stops, after Tune saved its state, and the rerun must still take it
+        (trial_id,) = search.reported()
+        results = search.study_dir / f"ray-{trial_id}" / "result.json"
+        epoch_s = json.loads(results.read_text().splitlines()[-1])["time_this_iter_s"]
+        time.sleep(max(0.0, results.stat().st_mtime + epoch_s - 1.0 - time.time()))
+        os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=300) == 130, search.log(0)
         ended_cleanly(search, search.log(0), "SIGINT")
         epoch = newest_epoch(search)
@@ -107,7 +114,7 @@ def test_ctrl_c_to_the_driver_ends_cleanly_on_loopback_and_the_rerun_goes_on_fro
         rc, log = search.run()
         assert rc == 0, log
         assert "Resuming study" in log
-        (trial_id,) = search.finished()
+        assert search.finished() == [trial_id]
         rows = [json.loads(line) for line in (search.study_dir / f"ray-{trial_id}" / "result.json").read_text().splitlines()]
         restored = max(i for i, row in enumerate(rows) if row["iterations_since_restore"] == 1)
         assert restored > 0 and rows[restored]["epoch"] == epoch + 2, rows  # reported epochs count from 1: none trained twice
