@@ -121,6 +121,8 @@ def ray_started(address: str | None, given_ip: str | None, interrupts: Interrupt
         if "RAY_AUTH_MODE" not in os.environ:
             auth.enable_token_auth_by_default()
         auth.ensure_token_if_auth_enabled(None, create_token_if_missing=True)  # ray start --head makes none
+        if ip != LOCAL_LOOPBACK:
+            print(f"ray.node_ip={ip}: Ray binds its ports to loopback only on {LOCAL_LOOPBACK}; on {ip} its gRPC ports listen on every interface")
         local = start_local_ray(ip or LOCAL_LOOPBACK)
         args["address"] = local.address
         if ip == LOCAL_LOOPBACK:
