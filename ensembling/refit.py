@@ -117,11 +117,9 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
     """The thin Ray edge: one task per member on the cluster, each with the CPUs it will use."""
     import ray
 
-    if address == "local":  # a Ray of our own on a loopback address, stopped when we are done
-        ray.init(_node_ip_address="127.0.0.2", include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
-    try:
+    from search.session import ray_started  # local: a Ray of our own with every port on loopback, stopped after
+
+    with ray_started(None if address == "local" else address, None):
         task = ray.remote(num_cpus=max(threads, 1), max_retries=1)(refit_member)
         refs = [task.remote(config, str(study_dir), trial_id, threads) for trial_id, config in todo]
         results = []
@@ -132,8 +130,6 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
                 results.append(ray.get(done[0]))
                 bar.update(1)
         return results
-    finally:
-        ray.shutdown()
 
 
 def main(argv: list[str]) -> int:

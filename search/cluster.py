@@ -15,9 +15,11 @@ import mlflow
 import ray
 
 from ensembling.store import read_trials
+from search.outcome import trial_statuses
 from search.placement import auto_cpus, check_fits, demand, nodes_of, stage_kind
 from search.progress import WhereTable
 from search.resume import begun, remove_unrecorded, trial_id_of
+from search.session import Interrupts
 from search.stages import StageRun, full_run, stage_runs, tune_location
 from search.tuner import _resources, make_tuner, restore_tuner
 
@@ -50,19 +52,23 @@ def place(stage: StageRun) -> StageRun:
     return stage
 
 
-def run_stages(plan: Any, study_dir: Path, tags: dict[str, str], resuming: bool = False) -> tuple[WhereTable, list[Any]]:
+def run_stages(plan: Any, study_dir: Path, tags: dict[str, str], resuming: bool = False, interrupts: Interrupts | None = None) -> tuple[WhereTable, list[Any]]:
     """Run the search's stages in order; returns the table of what ran where and each stage's result grid.
 
-    A stage whose Tune experiment had begun (a search stopped midway) is restored, not started again."""
+    A stage whose Tune experiment had begun (a search stopped midway) is restored, not started again.
+    After an interrupt no further stage starts."""
+    interrupts = interrupts or Interrupts()
     where = WhereTable(kinds=node_kinds())
-    grids = [_run(place(stage), plan, study_dir, tags, where, resuming) for stage in stage_runs(plan, read_trials(study_dir))]
-    if plan.config.stage == "both":
+    grids = []
+    for stage in stage_runs(plan, read_trials(study_dir)):
+        grids.append(_run(place(stage), plan, study_dir, tags, where, resuming, interrupts))
+    if plan.config.stage == "both" and not interrupts.received:
         full = full_run(plan, read_trials(study_dir))
-        grids.append(_run(place(full), plan, study_dir, tags, where, resuming))
+        grids.append(_run(place(full), plan, study_dir, tags, where, resuming, interrupts))
     return where, [grid for grid in grids if grid is not None]
 
 
-def _run(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], where: WhereTable, resuming: bool) -> Any:
+def _run(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], where: WhereTable, resuming: bool, interrupts: Interrupts) -> Any:
     if stage.num_samples == 0:
         print(f"Stage {stage.name}: nothing to run (every promoted configuration is already trained in full)")
         return None
@@ -73,10 +79,15 @@ def _run(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], wher
             known = _known_trials(tuner)
             if known is not None:
                 remove_unrecorded(study_dir, known)
-        return tuner.fit()
-    if stage.from_screen:
-        print(f"Stage full: promoting the best {len(stage.points)} screened configuration(s): {stage.points}", flush=True)
-    return make_tuner(plan, study_dir, tags, stage=stage, where=where).fit()
+    else:
+        if stage.from_screen:
+            print(f"Stage full: promoting the best {len(stage.points)} screened configuration(s): {stage.points}", flush=True)
+        tuner = make_tuner(plan, study_dir, tags, stage=stage, where=where)
+    with interrupts.fitting():
+        grid = tuner.fit()
+    # every trial of the stage, those a restored search finished before too (its callbacks are not this table)
+    where.absorb(stage.name, grid, {t.trial_id for t in read_trials(study_dir)}, trial_statuses(grid, bool(interrupts.received)))
+    return grid
 
 
 def _known_trials(tuner: Any) -> list[str] | None:

@@ -215,16 +215,17 @@ def _split(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
 
 def _check(config: SearchConfig) -> None:
     check_values(config)
-    from search.session import node_ip  # the rule the driver applies when it starts Ray (imports Ray)
     from search.time_budget import parse_budget  # imports Ray Tune
 
-    node_ip(config.ray.address, config.ray.node_ip, say=lambda _: None)
     config.time_budget = parse_budget(config.time_budget)
 
 
 def check_values(config: SearchConfig) -> None:
     """The run settings' values, checked with no heavy import (search.cli answers them before torch and Ray);
-    :func:`load_plan` adds ray.node_ip and time_budget, whose rules live beside Ray."""
+    :func:`load_plan` adds time_budget, whose rule lives beside Ray Tune."""
+    from search.session import node_ip  # the rule the driver applies when it starts Ray (no Ray import)
+
+    node_ip(config.ray.address, config.ray.node_ip)
     if config.trials < 1:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
     if config.seed < 0:

@@ -73,8 +73,8 @@ def _exists(client: MlflowClient, run_id: str | None) -> bool:
         return False
 
 
-def close_left_running(client: MlflowClient, experiment_id: str, study_dir: Path, book: RunBook) -> list[str]:
-    """Mark the study's runs that are still RUNNING as KILLED: their driver is gone (we hold the lock)."""
+def close_left_running(client: MlflowClient, experiment_id: str, study_dir: Path, book: RunBook, reason: str = "a later search of the study found its driver gone") -> list[str]:
+    """Mark the study's runs that are still RUNNING as KILLED: their driver is gone, or this one stops (we hold the lock)."""
     ids = {book.parent, *book.trials.values()} - {None}
     study = str(study_dir).replace("'", "\\'")
     tagged = client.search_runs([experiment_id], f"tags.study = '{study}' and attributes.status = 'RUNNING'", max_results=1000)
@@ -82,7 +82,7 @@ def close_left_running(client: MlflowClient, experiment_id: str, study_dir: Path
     closed = []
     for run_id in sorted(i for i in ids if i):
         if _exists(client, run_id) and client.get_run(run_id).info.status == RUNNING:
-            client.set_tag(run_id, "closed_by", "a later search of the study found its driver gone")
+            client.set_tag(run_id, "closed_by", reason)
             client.set_terminated(run_id, KILLED)
             closed.append(run_id)
     return closed

@@ -8,12 +8,17 @@ finished nor failed were stopped by an interruption: the same command continues 
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import FileSelector
+
 from ensembling.store import TrialRecord, read_trials
-from search.resume import RAY_TRIAL_PREFIX, trial_id_of
+from search.resume import EXPERIMENT_STATE, RAY_TRIAL_PREFIX, trial_id_of
 
 ERROR_TXT = "error.txt"  # Ray Tune's name for a trial's last error, in its trial folder
 
@@ -30,11 +35,12 @@ class Outcome:
     finished: list[TrialRecord]
     failed: list[FailedTrial] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    interrupted: str = ""  # the signal that stopped the search (SIGINT, SIGTERM, SIGHUP), if one did
 
     @property
     def status(self) -> int:
         """Exit status: 0 with a trial to select from, 130 when interrupted (resume it), else 1."""
-        if self.unfinished:
+        if self.unfinished or self.interrupted:
             return 130
         return 0 if self.finished else 1
 
@@ -45,11 +51,11 @@ def _first_line(error: BaseException | None) -> str:
     return (lines[-1] if lines else type(error).__name__)[:200]
 
 
-def outcome(study_dir: Path, grid: Any) -> Outcome:
+def outcome(study_dir: Path, grid: Any, interrupted: bool = False) -> Outcome:
     """Read a Tune ResultGrid and the study folder into what the summary reports."""
     finished = read_trials(study_dir)
     done = {t.trial_id for t in finished}
-    statuses = {t.trial_id: t.status for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []}
+    statuses = trial_statuses(grid, interrupted)
     failed, unfinished = [], []
     for result in grid:
         trial_id = trial_id_of(result.path)
@@ -60,6 +66,30 @@ def outcome(study_dir: Path, grid: Any) -> Outcome:
         elif statuses.get(trial_id) not in (None, "TERMINATED"):
             unfinished.append(trial_id)
     return Outcome(finished=finished, failed=failed, unfinished=unfinished)
+
+
+def trial_statuses(grid: Any, interrupted: bool = False) -> dict[str, str]:
+    """Each trial's Tune status; after an interrupt, as Tune saved it just before stopping the trials.
+
+    Stopping an interrupted search marks its running trials TERMINATED in memory, like the trials ASHA
+    stopped; the experiment state Tune saved first still says RUNNING for them, and a resume reads that.
+    """
+    statuses = {t.trial_id: t.status for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []}
+    return {**statuses, **saved_statuses(grid)} if interrupted else statuses
+
+
+def saved_statuses(grid: Any) -> dict[str, str]:
+    """trial id -> status in the newest ``experiment_state-*.json`` of the grid's experiment ({} if unreadable)."""
+    try:
+        fs, folder = grid.filesystem, grid.experiment_path
+        names = [i.path for i in fs.get_file_info(FileSelector(folder)) if fnmatch.fnmatch(posixpath.basename(i.path), EXPERIMENT_STATE)]
+        if not names:
+            return {}
+        with fs.open_input_stream(max(names)) as stream:
+            states = [json.loads(state) for state, _ in json.loads(stream.read())["trial_data"]]
+        return {state["trial_id"]: state["status"] for state in states}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def error_files(study_dir: Path, outcome: Outcome) -> str:

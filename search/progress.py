@@ -18,6 +18,8 @@ from typing import Any, TextIO
 from mlflow.entities import RunTag
 from ray.tune import Callback
 
+from search.resume import trial_id_of
+
 
 @dataclass
 class TrialWhere:
@@ -96,6 +98,28 @@ class WhereTable(Callback):
             tags["ray.node_kind"] = kind
         self.mlflow_logger.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
+    def absorb(self, stage: str, grid: Any, done: set[str], statuses: dict[str, str]) -> None:
+        """Take every trial of a stage's result grid: those that ran before a resume, too.
+
+        A restored Tuner calls the callbacks it pickled, not this table, and trials finished before the
+        resume report nothing: the grid's results (Tune's ``result.json`` of each trial) say where each
+        ran. Its status: DONE (its folder is complete), ERROR, STOPPED (by ASHA), or UNFINISHED (a resume
+        goes on with it; ``statuses`` as search/outcome.py reads them).
+        """
+        for result in grid:
+            trial_id = trial_id_of(result.path)
+            where = self.trials.setdefault(trial_id, TrialWhere(trial_id, trial_id, stage))
+            where.nodes = _nodes_of(result) or where.nodes
+            where.epoch = int((result.metrics or {}).get("epoch", where.epoch) or 0)
+            if trial_id in done:
+                where.status = "DONE"
+            elif result.error is not None or statuses.get(trial_id) == "ERROR":
+                where.status = "ERROR"
+            elif statuses.get(trial_id) not in (None, "TERMINATED"):
+                where.status = "UNFINISHED"
+            else:
+                where.status = "STOPPED"
+
     def table(self) -> str:
         lines = [f"  {'trial':<32} {'stage':<6} {'status':<8} {'node':<40} {'epoch':>5} {'score':>7}"]
         for where in self.trials.values():
@@ -117,16 +141,35 @@ class WhereTable(Callback):
         print(f"\nTrials ({head}):\n{self.table()}", file=self.out or sys.stdout, flush=True)
 
     def summary(self) -> str:
-        """What ran where, one line per stage and node: how many trials, finished, stopped, failed."""
+        """What ran where, one line per stage and node: its trials done, stopped, failed, unfinished, by id."""
         lines = []
         for stage in dict.fromkeys(w.stage for w in self.trials.values()):
-            per_node: dict[str, Counter] = {}
+            per_node: dict[str, dict[str, list[str]]] = {}
             for where in (w for w in self.trials.values() if w.stage == stage):
                 for node in dict.fromkeys(where.nodes or ["(no result)"]):
-                    per_node.setdefault(node, Counter())[where.status] += 1
+                    per_node.setdefault(node, {}).setdefault(where.status, []).append(where.trial_id)
                 if len(set(where.nodes)) > 1:
-                    per_node.setdefault(" -> ".join(where.nodes), Counter())["moved"] += 1
-            for node, counts in per_node.items():
-                said = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+                    per_node.setdefault(" -> ".join(where.nodes), {}).setdefault("moved", []).append(where.trial_id)
+            for node, by_status in per_node.items():
+                said = ", ".join(f"{len(ids)} {s.lower()} ({_ids(ids)})" for s, ids in sorted(by_status.items()))
                 lines.append(f"{stage}: {node}{self._kind(node)}: {said}")
         return "\n".join(lines)
+
+
+def _ids(ids: list[str], most: int = 6) -> str:
+    return " ".join(ids[:most]) + (f" +{len(ids) - most}" if len(ids) > most else "")
+
+
+def _nodes_of(result: Any) -> list[str]:
+    """The nodes a trial reported from, in order (a retry on another node adds one)."""
+    try:
+        frame = result.metrics_dataframe
+    except Exception:
+        return []
+    if frame is None or "node_ip" not in frame:
+        return []
+    nodes: list[str] = []
+    for node in frame["node_ip"].dropna().astype(str):
+        if not nodes or nodes[-1] != node:
+            nodes.append(node)
+    return nodes

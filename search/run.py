@@ -28,9 +28,9 @@ from search.lock import StudyLock
 from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
 from search.outcome import Outcome, error_files, outcome
 from search.resume import begun, check_same_search, check_study_place, fresh_name, make_study_folder
-from search.session import interrupts_as_ctrl_c, ray_stopped_after
+from search.session import Interrupts
 from search.stages import tune_location
-from search.tuner import start_ray
+from search.tuner import ray_for
 from trainables.config import to_flat
 from trainables.contract import StudyFolder
 from trainables.data.inspect import write_data_picture
@@ -87,33 +87,36 @@ def prepare(plan: Plan) -> Path:
 def run(plan: Plan) -> int:
     """Search (or continue searching) the study; returns the exit status (see Outcome.status)."""
     study_dir = choose_study(plan)
-    with StudyLock(StudyFolder(study_dir).lock):
+    # search/session.py: the first Ctrl-C/SIGTERM/SIGHUP stops Tune gracefully; the lock, runs and Ray end cleanly
+    with StudyLock(StudyFolder(study_dir).lock), Interrupts() as interrupts:
         resuming = _begun(plan, study_dir)
         prepare(plan)
         client, parent = _open_runs(plan, study_dir, resuming)
         status = FAILED  # what the parent run says if the search ends by an exception
         try:
-            # after ray.init, which installs its own SIGTERM handler that aborts the driver
-            with ray_stopped_after(start_ray(plan)), interrupts_as_ctrl_c():
+            with ray_for(plan, interrupts):
                 if resuming:
                     print(f"Resuming study {plan.config.study_name}: finished trials are kept, unfinished ones go on from their last checkpoint")
                 # search/cluster.py: each stage placed on its nodes, restored where it had begun, run
-                where, grids = run_stages(plan, study_dir, {"study": str(study_dir)}, resuming)
-                result = _outcome(study_dir, grids)
+                where, grids = run_stages(plan, study_dir, {"study": str(study_dir)}, resuming, interrupts)
+                result = _outcome(study_dir, grids, interrupts.name)
             if result.finished:
                 # screening trials (one fold) count only when no trial trained every fold
                 best = max([t for t in result.finished if t.complete] or result.finished, key=lambda t: t.score)
                 metrics = {"best_oof_score": best.score, "finished_trials": len(result.finished), "failed_trials": len(result.failed)}
                 client.log_batch(parent, metrics=_metrics(metrics))
             client.set_tag(parent, "mlflow.note.content", describe(plan, where, sum(t.complete for t in result.finished)))
-            status = KILLED if result.unfinished else FINISHED
+            status = KILLED if result.status == 130 else FINISHED
         except KeyboardInterrupt:
             status = KILLED
             raise
         finally:
+            if status != FINISHED:  # the trials Tune stopped, or an error stopped, end with the search
+                book = RunBook(study_dir)
+                close_left_running(client, str(book.experiment_id), study_dir, book, reason=f"the search ended {status}")
             client.set_terminated(parent, status)
     print_summary(plan, study_dir, result, str(plan.config.mlflow.uri))
-    print(f"\nWhat ran where:\n{where.summary() or 'no trial ran'}")
+    print(f"\nWhat ran where (every trial of the study, earlier runs' too):\n{where.summary() or 'no trial ran'}")
     print(f"Runs table: {runs_link(str(plan.config.mlflow.uri), str(plan.config.mlflow.experiment))}")
     return result.status
 
@@ -152,11 +155,12 @@ def _metrics(values: dict[str, Any]) -> list[Metric]:
     return [Metric(k, v, now, 0) for k, v in numeric(values).items()]
 
 
-def _outcome(study_dir: Path, grids: list[Any]) -> Outcome:
+def _outcome(study_dir: Path, grids: list[Any], interrupted: str = "") -> Outcome:
     """What every stage's result grid and the study folder say: finished, failed and unfinished trials."""
-    parts = [outcome(study_dir, grid) for grid in grids]
+    parts = [outcome(study_dir, grid, bool(interrupted)) for grid in grids]
     finished = parts[-1].finished if parts else outcome(study_dir, []).finished
-    return Outcome(finished=finished, failed=[f for o in parts for f in o.failed], unfinished=[u for o in parts for u in o.unfinished])
+    failed = [f for o in parts for f in o.failed]
+    return Outcome(finished=finished, failed=failed, unfinished=[u for o in parts for u in o.unfinished], interrupted=interrupted)
 
 
 def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> None:
@@ -172,7 +176,10 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
     for failed in result.failed:
         print(f"  {failed.trial_id:<18} {failed.error}\n  {'':<18} error file: {failed.error_file}")
     print(f"\nMLflow: {ui_command(uri)}")
-    if result.unfinished:
+    if result.interrupted:
+        unfinished = f" with {len(result.unfinished)} trial(s) unfinished" if result.unfinished else ""
+        print(f"Interrupted ({result.interrupted}){unfinished}: run the same command to go on (from the newest checkpoints).")
+    elif result.unfinished:
         print(f"Interrupted with {len(result.unfinished)} trial(s) unfinished: run the same command to go on.")
     elif trials:
         print(f"Next:   python -m ensembling.select study={study_dir}")
@@ -203,7 +210,7 @@ def main(argv: list[str]) -> int:
     try:
         return exit_status(lambda: _search(argv))
     except KeyboardInterrupt:
-        print("\nInterrupted: run the same command to go on from the trials' last checkpoints.", file=sys.stderr)
+        print("\nInterrupted: the search stopped at once; run the same command to go on from the trials' last checkpoints.", file=sys.stderr)
         return 130
 
 

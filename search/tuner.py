@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from search.optuna_pruned import PrunedAwareOptunaSearch
 from search.placement import demand
 from search.resume import RAY_TRIAL_PREFIX
 from search.rungs import ResumableASHA
-from search.session import node_ip
+from search.session import Interrupts, ray_started
 from search.spaces import domain_values, to_tune
 from search.stages import StageRun, tune_location
 from search.time_budget import TimeBudgetSearcher
@@ -29,25 +31,15 @@ from trainables.tune_edge import tune_trainable
 METRIC, MODE = "score", "max"
 
 
-def start_ray(plan: Plan) -> bool:
-    """Join the cluster named by ray.address, or start a local Ray on loopback; True if this call did."""
+@contextmanager
+def ray_for(plan: Plan, interrupts: Interrupts | None = None) -> Iterator[None]:
+    """Ray for the search's block: the cluster named by ray.address, or a local one on loopback (search/session.py)."""
     # Checkpointing every epoch is the point of a per-epoch report; keep Tune from warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # An epoch without validation (train.val_every) reports no score; ASHA and Optuna skip such reports.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    if ray.is_initialized():
-        return False
-    args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-    if plan.config.ray.address:
-        args["address"] = plan.config.ray.address
-    elif not os.environ.get("RAY_ADDRESS"):
-        # No address: a Ray of our own, never a cluster some other program left running on this machine.
-        args["address"] = "local"
-    ip = node_ip(plan.config.ray.address, plan.config.ray.node_ip)
-    if ip:
-        args["_node_ip_address"] = ip
-    ray.init(**args)
-    return True
+    with ray_started(plan.config.ray.address, plan.config.ray.node_ip, interrupts):
+        yield
 
 
 def _max_epochs(plan: Plan) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from ensembling.tracking import use_experiment
 from search.progress import WhereTable
@@ -42,15 +43,41 @@ def test_the_table_follows_each_trial_to_its_nodes_and_sums_up_per_stage() -> No
     assert where.trials["c"].nodes == ["127.0.0.3", "127.0.0.4"] and where.trials["c"].node_ids == ["n3", "n4"]
     assert [where.trials[t].status for t in "abc"] == ["DONE", "STOPPED", "DONE"]
     assert where.summary().splitlines() == [
-        "screen: 127.0.0.2 (proto): 1 done, 1 stopped",
-        "full: 127.0.0.3 (heavy): 1 done",
-        "full: 127.0.0.4 (heavy): 1 done",
-        "full: 127.0.0.3 -> 127.0.0.4: 1 moved",
+        "screen: 127.0.0.2 (proto): 1 done (a), 1 stopped (b)",
+        "full: 127.0.0.3 (heavy): 1 done (c)",
+        "full: 127.0.0.4 (heavy): 1 done (c)",
+        "full: 127.0.0.3 -> 127.0.0.4: 1 moved (c)",
     ]
     printed = out.getvalue()
     assert "RETRY" in printed and "127.0.0.3 (heavy) -> 127.0.0.4 (heavy)" in printed
     # Tune pickles its callbacks with the experiment state
     assert pickle.loads(pickle.dumps(WhereTable())).trials == {}
+
+
+@dataclass
+class FakeResult:  # what a ResultGrid yields: the trial's folder, last metrics, error, every report
+    path: str
+    metrics: dict
+    error: Exception | None = None
+    metrics_dataframe: pd.DataFrame | None = None
+
+
+def test_the_summary_takes_every_trial_of_the_grid_those_of_earlier_runs_too() -> None:
+    where = WhereTable(kinds={"127.0.0.1": "heavy"}, out=io.StringIO())
+    where.on_trial_start(0, [], FakeTrial("now"))  # the only trial this run's callbacks saw
+    rows = pd.DataFrame({"epoch": [1, 2], "node_ip": ["127.0.0.1", "127.0.0.1"]})
+    grid = [
+        FakeResult("/s/ray-before", {"epoch": 2}, metrics_dataframe=rows),
+        FakeResult("/s/ray-now", {"epoch": 1}, metrics_dataframe=rows.head(1)),
+        FakeResult("/s/ray-pruned", {"epoch": 1}, metrics_dataframe=rows.head(1)),
+        FakeResult("/s/ray-broken", {}, error=RuntimeError("x")),
+    ]
+    where.absorb("full", grid, done={"before"}, statuses={"now": "RUNNING", "pruned": "TERMINATED", "before": "TERMINATED"})
+    assert [where.trials[t].status for t in ("before", "now", "pruned", "broken")] == ["DONE", "UNFINISHED", "STOPPED", "ERROR"]
+    assert where.summary().splitlines() == [
+        "full: 127.0.0.1 (heavy): 1 done (before), 1 stopped (pruned), 1 unfinished (now)",
+        "full: (no result): 1 error (broken)",
+    ]
 
 
 def test_the_experiment_opens_on_its_runs_table(tmp_path: Path) -> None:

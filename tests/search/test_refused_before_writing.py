@@ -70,7 +70,7 @@ def _garbage(path: Path) -> Path:
 # (argv given the test folder, the message the one error line must hold); every one names its key or file
 CASES = {
     "limit": (lambda d: ["data.limit=-1"], r"data.limit must be an integer >= 0 \(0: every image\), got -1"),
-    "node_ip": (lambda d: ["ray.node_ip=bogus"], r"ray.node_ip must be an IP address such as 127.0.0.2, got 'bogus'"),
+    "node_ip": (lambda d: ["ray.node_ip=bogus"], r"ray.node_ip must be an IP address such as 127.0.0.1, got 'bogus'"),
     "address": (lambda d: ["ray.address=bogus"], r"ray.address must be auto or HOST:PORT .*got 'bogus'"),
     "cpus": (lambda d: ["ray.cpus_per_trial=-1"], r"ray.cpus_per_trial must be >= 0 .*got -1"),
     "gpus": (lambda d: ["ray.gpus_per_trial=-0.5"], r"ray.gpus_per_trial must be >= 0, or -1 .*got -0.5"),
