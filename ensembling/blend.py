@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from core.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
+from core.postprocess import PairStats, Tuner, image_probs_from
 from ensembling.compact import CompactChunk, compact_chunk, count_compact
 from ensembling.counting import blend_levels, count_blend
 from ensembling.fused import StepChunk, idle_threads, numba
-from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
-from trainables.postprocess import PairStats, Tuner, image_probs_from
 
 COMPACT_CHUNK = 256  # images gathered at a time: 256 x 4 x 64 x 400 is 26 MB per candidate read
 STEP_CHUNK = 128  # images per fused read: few calls; the blend's uint16 sum (26 MB at 1/4 scale) is read only where a block can pass

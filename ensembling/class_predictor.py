@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.preprocess import resize_image, to_tensor
+from core.tta import views
 from ensembling.classify import apply_temperature, decisions
 from ensembling.manifest import ClassSection, Manifest
 from ensembling.members import Member, load_member
-from trainables.preprocess import resize_image, to_tensor
-from trainables.tta import views
 
 
 class ClassPredictor:

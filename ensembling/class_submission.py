@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.atomic import write_with
-from trainables.data.table import Table, read_csv_table
+from core.atomic import write_with
+from core.data.table import Table, read_csv_table
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -14,7 +14,7 @@ mean of members' probabilities. Two knobs are tuned on a blend, each only where 
   ``p_k w_k`` with per-class weights (coordinate ascent; a rare class gets its share of decisions).
   Log loss and ROC AUC read probabilities, so they have no thresholds.
 
-Scores come from the metrics registry (``trainables.class_metrics``). Multi-label accuracy is exact match,
+Scores come from the metrics registry (``core.class_metrics``). Multi-label accuracy is exact match,
 not a sum over classes: its thresholds are found by coordinate ascent, each class's cut the exact optimum
 on the images whose other classes are right. Pure numpy: no Ray, MLflow or torch.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.class_metrics import (
+from core.class_metrics import (
     ClassMetric,
     decide,
     get_class_metric,

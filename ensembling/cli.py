@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.config import read_yaml, split_words, unknown_key_error
-from trainables.errors import exit_status
-from trainables.help import answer_early, default_text, format_keys, show_help, wants_help
+from core.config import read_yaml, split_words, unknown_key_error
+from core.errors import exit_status
+from core.help import answer_early, default_text, format_keys, show_help, wants_help
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainables.metrics import threshold_levels
+from core.metrics import threshold_levels
 
 try:  # an optional accelerator: the numpy path gives the same numbers
     import numba

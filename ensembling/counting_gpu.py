@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from core.metrics import THRESHOLDS
 from ensembling.counting import bin_table
-from trainables.metrics import THRESHOLDS
 
 BINS = len(THRESHOLDS) + 1
 

@@ -42,10 +42,8 @@ EXPORT = Command(
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
     EXPORT.answer_early(sys.argv[1:])
 
-from ensembling.manifest import Manifest, MemberEntry, read_manifest, write_manifest
-from ensembling.places import check_folder_target
-from trainables.atomic import write_json, write_yaml
-from trainables.contract import (
+from core.atomic import write_json, write_yaml
+from core.contract import (
     CONFIG_YAML,
     ENSEMBLE_JSON,
     EXPORT_CODE,
@@ -58,6 +56,8 @@ from trainables.contract import (
     check_weights,
     read_json_file,
 )
+from ensembling.manifest import Manifest, MemberEntry, read_manifest, write_manifest
+from ensembling.places import check_folder_target
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: ensembling/ and trainables/ live here
 # Copied beside the predictor's import closure: the MLflow wrapper (imported only when MLflow loads the model).

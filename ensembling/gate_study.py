@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from core.data.study import Study, open_study
+from core.store import TrialRecord
 from ensembling.budget import Budget
 from ensembling.classify import apply_temperature, blend
 from ensembling.manifest import Calibration, ClassSection, member_entry, read_manifest
-from ensembling.store import TrialRecord
-from trainables.data.study import Study, open_study
 
 
 @dataclass
@@ -76,8 +76,8 @@ def _section(seg: Study, cls: Study, trials: list[TrialRecord], weights: list[fl
 
 def gate_from_study(seg: Study, path: str | Path) -> GateSource:
     """The gate from a classification study: its selected ensemble, or else its best finished trial."""
+    from core.store import usable_trials, with_snapshots
     from ensembling.select_classes import class_candidates, class_task, is_classification, oof_probs
-    from ensembling.store import usable_trials, with_snapshots
 
     cls = open_study(path)
     if not is_classification(cls):

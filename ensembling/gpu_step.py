@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from core.metrics import THRESHOLDS
 from ensembling.counting import blend_levels
-from trainables.metrics import THRESHOLDS
 
 RESIDENT_SHARE = 0.6  # of the device's free memory the OOF may take to stay on it between steps
 

@@ -11,7 +11,7 @@ the ensemble id) and then to ``<study>/leaderboard.json`` (written whole, atomic
 same submission again replaces its row. ``plot=`` draws OOF (optimistic, and nested where known)
 against the leaderboard for every recorded submission, beside the line where they would agree: to a new
 file or a PNG plot of ours (its mark), another file only with ``overwrite=true``, never inside a study
-(``trainables.targets``).
+(``core.targets``).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ LB = Command(
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below
     LB.answer_early(sys.argv[1:])
 
-from trainables.atomic import write_json, write_with
-from trainables.contract import StudyFolder, read_json_file, sidecar
-from trainables.png_mark import mark_png, marked_by
-from trainables.targets import check_file_target, check_writable_folder
+from core.atomic import write_json, write_with
+from core.contract import StudyFolder, read_json_file, sidecar
+from core.png_mark import mark_png, marked_by
+from core.targets import check_file_target, check_writable_folder
 
 WRITER = "ensembling.lb"
 
@@ -103,7 +103,7 @@ def record(study: StudyFolder, row: dict[str, Any]) -> list[dict[str, Any]]:
 def _log_mlflow(study: StudyFolder, row: dict[str, Any]) -> None:
     import mlflow
 
-    from ensembling.tracking import numeric, resolve_uri, use_experiment
+    from core.tracking import numeric, resolve_uri, use_experiment
 
     tracking = study.read_config().get("mlflow") or {}
     use_experiment(resolve_uri(tracking.get("uri")), tracking.get("experiment") or study.root.name)

@@ -6,7 +6,7 @@ the JSON. Members (:class:`MemberEntry`) name their trial (and snapshot, when th
 its snapshots), weight, per-fold checkpoints (paths relative to the manifest's folder), model config and
 TTA. Post-processing lists its steps in the order they apply and each class's value of each (format 1
 had a threshold and a minimum area only, and is still read); it stays a mapping, read by
-``trainables/postprocess``. A classification manifest and a segmentation manifest's classifier gate share
+``core/postprocess``. A classification manifest and a segmentation manifest's classifier gate share
 one shape (:class:`ClassSection`). The folds hash ties it to one split; ``format_version`` lets a later
 reader refuse what it cannot read. Fields a later version adds are kept as they are (``extra``).
 """
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainables.atomic import write_json
-from trainables.preprocess import MULTIPLE, scaled_size
+from core.atomic import write_json
+from core.preprocess import MULTIPLE, scaled_size
 
 if TYPE_CHECKING:  # building a manifest needs a study; reading one (the offline predictor) must not
+    from core.data.study import Study
+    from core.postprocess import Tuned
+    from core.store import TrialRecord
     from ensembling.greedy import Selection
-    from ensembling.store import TrialRecord
-    from trainables.data.study import Study
-    from trainables.postprocess import Tuned
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)

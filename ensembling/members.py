@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
+from core.config import TrialConfig, from_flat
+from core.contract import check_weights
+from core.models import build_model, load_weights
 from ensembling.manifest import MemberEntry
-from trainables.config import TrialConfig, from_flat
-from trainables.contract import check_weights
-from trainables.models import build_model, load_weights
 
 
 @dataclass

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.metrics import score_masks
+from core.postprocess import Tuned, apply_postprocessing
 from ensembling.blend import BlendScorer
-from trainables.metrics import score_masks
-from trainables.postprocess import Tuned, apply_postprocessing
 
 NESTED_SPLITS = ("images", "folds")
 

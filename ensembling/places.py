@@ -2,7 +2,7 @@
 
 A folder target (an export) may replace only an earlier folder of ours, recognised by its marker file;
 never the study, anything inside it or around it, the current folder or its parents, the home folder,
-or a file. (A file target, a submission or a plot: ``trainables.targets``.) Every check runs before any
+or a file. (A file target, a submission or a plot: ``core.targets``.) Every check runs before any
 work, and each refusal is one line.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainables.targets import check_parent
+from core.targets import check_parent
 
 
 def _within(path: Path, folder: Path) -> bool:

@@ -2,7 +2,7 @@
 
 Before any model runs: ``out`` must be a new file or one predict wrote (its sidecar holds its checksum);
 another plain file only with ``overwrite=true``, never an input (the sample, an image, the export, a
-study: ``trainables.targets``); ``device=`` must be one torch can use here. Then the weights are checked, and every test image the sample names is decoded (a pool of readers, a progress
+study: ``core.targets``); ``device=`` must be one torch can use here. Then the weights are checked, and every test image the sample names is decoded (a pool of readers, a progress
 bar): a missing or garbage image is one line naming it. Then images are read ahead by the pool, predicted
 in batches of one size, encoded in the contest's pixel order as they come (masks are never all held),
 and the whole file is validated before it is written. A sidecar ``<out>.ensemble.json`` names the
@@ -43,17 +43,17 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 
 from tqdm import tqdm
 
+from core.atomic import write_json
+from core.contract import ENSEMBLE_JSON, SIDECAR_SUFFIX, sidecar
+from core.data.images import read_rgb
+from core.data.predictions import predict_into
+from core.data.rle import rle_encode
+from core.targets import check_file_target
 from ensembling.manifest import Manifest, read_manifest
 from ensembling.predict_classes import predict_classes
 from ensembling.predictor import Predictor
 from ensembling.read_ahead import read_ahead
 from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
-from trainables.atomic import write_json
-from trainables.contract import ENSEMBLE_JSON, SIDECAR_SUFFIX, sidecar
-from trainables.data.images import read_rgb
-from trainables.data.predictions import predict_into
-from trainables.data.rle import rle_encode
-from trainables.targets import check_file_target
 
 
 def _decode_all(layout: SampleLayout, images: Path, sample: Path, pool: ThreadPoolExecutor) -> dict[str, tuple[int, int]]:

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.atomic import write_json
+from core.contract import sidecar
+from core.data.images import read_rgb
 from ensembling.class_predictor import load_class_predictor
 from ensembling.class_submission import (
     build_class_submission,
@@ -27,9 +30,6 @@ from ensembling.class_submission import (
 )
 from ensembling.manifest import Manifest
 from ensembling.read_ahead import read_ahead
-from trainables.atomic import write_json
-from trainables.contract import sidecar
-from trainables.data.images import read_rgb
 
 
 def predict_classes(manifest: Manifest, model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.contract import ENSEMBLE_JSON
+from core.postprocess import GATE_BLEND_MAX
+from core.postprocess import apply_postprocessing as apply_steps
+from core.postprocess.apply import steps_of
+from core.preprocess import resize_image, resize_probs, to_tensor
+from core.tta import views
 from ensembling.class_predictor import ClassPredictor
 from ensembling.classify import skipped
 from ensembling.manifest import read_manifest
 from ensembling.members import Member, load_member
-from trainables.contract import ENSEMBLE_JSON
-from trainables.postprocess import GATE_BLEND_MAX
-from trainables.postprocess import apply_postprocessing as apply_steps
-from trainables.postprocess.apply import steps_of
-from trainables.preprocess import resize_image, resize_probs, to_tensor
-from trainables.tta import views
 
 
 class Predictor:

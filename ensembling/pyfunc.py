@@ -30,9 +30,9 @@ class EnsembleModel(PythonModel):
     """An export folder behind MLflow's pyfunc interface."""
 
     def load_context(self, context: Any) -> None:
+        from core.contract import ENSEMBLE_JSON
         from ensembling.manifest import read_manifest
         from ensembling.predictor import Predictor
-        from trainables.contract import ENSEMBLE_JSON
 
         folder = Path(context.artifacts["export"])
         manifest = read_manifest(folder / ENSEMBLE_JSON)
@@ -78,9 +78,9 @@ def _pinned() -> list[str]:
 def log_export(study_dir: Path, export_dir: Path, name: str) -> str:
     """Log the export folder as a pyfunc model in the study's experiment, register it as ``name``
     with alias ``champion``; returns the new version."""
+    from core.contract import ENSEMBLE_JSON, EXPORT_CODE, StudyFolder
+    from core.tracking import resolve_uri, use_experiment
     from ensembling.manifest import read_manifest
-    from ensembling.tracking import resolve_uri, use_experiment
-    from trainables.contract import ENSEMBLE_JSON, EXPORT_CODE, StudyFolder
 
     manifest = read_manifest(export_dir / ENSEMBLE_JSON)
     tracking = StudyFolder(study_dir).read_config().get("mlflow") or {}

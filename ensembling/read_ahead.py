@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.data.images import read_rgb
+from core.data.images import read_rgb
 
 READ_AHEAD = 2  # batches being read while one is predicted: memory stays a few batches of images
 

@@ -35,10 +35,10 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 
 from tqdm import tqdm
 
+from core.atomic import atomic_path, write_json
+from core.contract import StudyFolder, read_json_file
+from core.targets import check_writable_folder
 from ensembling.manifest import read_manifest
-from trainables.atomic import atomic_path, write_json
-from trainables.contract import StudyFolder, read_json_file
-from trainables.targets import check_writable_folder
 
 
 def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0) -> dict[str, Any]:
@@ -46,12 +46,12 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     import numpy as np
     import torch
 
-    from trainables.data.study import open_study
+    from core.data.study import open_study
+    from core.models import save_weights
+    from core.preprocess import MULTIPLE, scaled_size
     from trainables.epochs import train_all
     from trainables.fit import pick_device
     from trainables.loop import autocast_dtype
-    from trainables.models import save_weights
-    from trainables.preprocess import MULTIPLE, scaled_size
     from trainables.validate import parse_config
 
     cfg = parse_config(config)

@@ -30,12 +30,12 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 
 import numpy as np
 
+from core.contract import StudyFolder
+from core.data.images import image_shape
+from core.data.rle import rle_decode
+from core.data.severstal import read_label_rows
+from core.metrics import get_metric
 from ensembling.submission import read_sample, read_submission
-from trainables.contract import StudyFolder
-from trainables.data.images import image_shape
-from trainables.data.rle import rle_decode
-from trainables.data.severstal import read_label_rows
-from trainables.metrics import get_metric
 
 
 def score_submission(submission: Path, truth_csv: Path, images: Path, metric: str | None = None) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 Caruana's ensemble selection (``ensembling.greedy``) over the study's finished trials and their
 snapshots, scored on out-of-fold predictions with the study's metric after every post-processing step
-tuned per class (``trainables.postprocess``), within the inference budget on the target device
+tuned per class (``core.postprocess``), within the inference budget on the target device
 (``ensembling.budget``). Beside the OOF score it prints the nested estimate (``ensembling.nested``) and
 the curve of best score against seconds. Writes ``<study>/ensemble.json`` and records the selection as
 an MLflow run under the study's search run.
@@ -45,6 +45,13 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 import mlflow
 import numpy as np
 
+from core.contract import ENSEMBLE_JSON
+from core.data.study import Study, open_study
+from core.metrics import get_metric
+from core.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
+from core.store import TrialRecord, usable_trials, with_snapshots
+from core.targets import check_writable_folder
+from core.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from ensembling.blend import BlendScorer
 from ensembling.budget import Budget, curve
 from ensembling.classify import skipped
@@ -53,13 +60,6 @@ from ensembling.gpu_step import resolve_device
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import Manifest, build_manifest, write_manifest
 from ensembling.nested import Nested, nested_estimate, nested_words, outer_parts
-from ensembling.store import TrialRecord, usable_trials, with_snapshots
-from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
-from trainables.contract import ENSEMBLE_JSON
-from trainables.data.study import Study, open_study
-from trainables.metrics import get_metric
-from trainables.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
-from trainables.targets import check_writable_folder
 
 
 @dataclass

@@ -17,16 +17,16 @@ import mlflow
 import numpy as np
 from tqdm import tqdm
 
+from core.class_metrics import default_metric, get_class_metric, is_class_metric, list_class_metrics, oriented
+from core.contract import CLASSIFICATION
+from core.data.study import Study
+from core.store import TrialRecord, with_snapshots
+from core.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from ensembling.budget import Budget, curve
 from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
 from ensembling.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.manifest import FORMAT_VERSION, Calibration, ClassSection, Manifest, member_entry, write_manifest
 from ensembling.nested import nested_words, outer_parts
-from ensembling.store import TrialRecord, with_snapshots
-from ensembling.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
-from trainables.class_metrics import default_metric, get_class_metric, is_class_metric, list_class_metrics, oriented
-from trainables.contract import CLASSIFICATION
-from trainables.data.study import Study
 
 
 @dataclass(frozen=True)

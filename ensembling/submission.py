@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.atomic import write_with
-from trainables.data.rle import validate_rle
-from trainables.data.table import Table, read_csv_table
+from core.atomic import write_with
+from core.data.rle import validate_rle
+from core.data.table import Table, read_csv_table
 
 PIXELS = "EncodedPixels"
 PAIR = "ImageId_ClassId"

@@ -12,9 +12,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from core.config import TrialConfig, key_help
+from core.help import HELP_WORDS, default_text, format_keys, show_help, wants_help
 from search.config import ALIASES, Plan, SearchConfig, check_values, read_plan
-from trainables.config import TrialConfig, key_help
-from trainables.help import HELP_WORDS, default_text, format_keys, show_help, wants_help
 
 USAGE = "python -m search.run [space=NAME|PATH.yaml] [key=value ...]"
 ABOUT = (
@@ -79,7 +79,7 @@ def _shown(value: Any) -> str:
 
 
 def _data_options(config: SearchConfig) -> list[tuple[str, str, str]]:
-    from trainables.data.formats import get_format
+    from core.data.formats import get_format
 
     given = config.data.options
     rows = []

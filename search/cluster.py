@@ -14,7 +14,7 @@ from typing import Any
 import mlflow
 import ray
 
-from ensembling.store import read_trials
+from core.store import read_trials
 from search.outcome import trial_statuses
 from search.placement import auto_cpus, check_fits, demand, nodes_of, stage_kind
 from search.progress import WhereTable

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
+from core.data.config import DataConfig, check_data_config, fold_data_options, is_data_option
 from search.spaces import check_domain, domain_values, space_path
-from trainables.config import TrialConfig, flat_keys, from_flat, read_yaml, split_words, unknown_key_error
-from trainables.data.config import DataConfig, check_data_config, fold_data_options, is_data_option
 
 ALIASES = {"data": "data.format"}  # `data=severstal` reads as `data.format=severstal`
 
@@ -179,8 +179,8 @@ def read_plan(argv: list[str]) -> Plan:
 
 def _check_family(config: SearchConfig, fixed: dict[str, Any], search: dict[str, dict[str, Any]], path: Path) -> None:
     """Masks models for mask data, classifiers for image labels: a mismatch fails before any trial runs."""
-    from trainables.data.config import data_kind
-    from trainables.models import MASKS, get_family
+    from core.data.config import data_kind
+    from core.models import MASKS, get_family
 
     kind, _ = data_kind(config.data)
     key = "model.family"
@@ -240,8 +240,8 @@ def check_values(config: SearchConfig) -> None:
     if not 0 < config.oof_scale <= 1:
         raise ValueError(f"oof_scale must be in (0, 1], got {config.oof_scale}")
     check_data_config(config.data)  # the format, its own data.<key> options, and whether it needs data.root
+    from core.data.config import study_metric
     from search.stages import check_stage_config
-    from trainables.data.config import study_metric
 
     config.metric = study_metric(config.data, config.metric)  # the data's default, or the named one if it fits the data
     check_stage_config(config)

@@ -26,9 +26,9 @@ from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from ensembling.tracking import clean_params, numeric
-from trainables.atomic import write_json
-from trainables.contract import StudyFolder, read_json_file
+from core.atomic import write_json
+from core.contract import StudyFolder, read_json_file
+from core.tracking import clean_params, numeric
 
 RUNNING, KILLED = RunStatus.to_string(RunStatus.RUNNING), RunStatus.to_string(RunStatus.KILLED)
 FINISHED, FAILED = RunStatus.to_string(RunStatus.FINISHED), RunStatus.to_string(RunStatus.FAILED)

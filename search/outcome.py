@@ -17,7 +17,7 @@ from typing import Any
 
 from pyarrow.fs import FileSelector
 
-from ensembling.store import TrialRecord, read_trials
+from core.store import TrialRecord, read_trials
 from search.resume import EXPERIMENT_STATE, RAY_TRIAL_PREFIX, trial_id_of
 
 ERROR_TXT = "error.txt"  # Ray Tune's name for a trial's last error, in its trial folder

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trainables.atomic import probe_writable
-from trainables.contract import StudyFolder
+from core.atomic import probe_writable
+from core.contract import StudyFolder
 
 TUNER_PKL = "tuner.pkl"  # Ray Tune's own file: present once a search of the study has begun
 EXPERIMENT_STATE = "experiment_state-*.json"  # Ray Tune's saved state of the search, rewritten every few seconds

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.help import answer_early
 from search.cli import parse_command
-from trainables.help import answer_early
 
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch, Ray, MLflow: seconds)
     answer_early(sys.argv[1:], parse_command)
@@ -21,7 +21,12 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from ensembling.tracking import check_store, clean_params, numeric, resolve_uri, ui_command, use_experiment
+from core.config import to_flat
+from core.contract import StudyFolder
+from core.data.inspect import write_data_picture
+from core.data.study import StudyConfig, check_study_data, prepare_study, resolve_root, study_record
+from core.errors import exit_status
+from core.tracking import check_store, clean_params, numeric, resolve_uri, ui_command, use_experiment
 from search.cluster import describe, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
@@ -31,11 +36,6 @@ from search.resume import begun, check_same_search, check_study_place, fresh_nam
 from search.session import Interrupts
 from search.stages import tune_location
 from search.tuner import ray_for
-from trainables.config import to_flat
-from trainables.contract import StudyFolder
-from trainables.data.inspect import write_data_picture
-from trainables.data.study import StudyConfig, check_study_data, prepare_study, resolve_root, study_record
-from trainables.errors import exit_status
 
 
 def choose_study(plan: Plan) -> Path:
@@ -80,7 +80,7 @@ def prepare(plan: Plan) -> Path:
     if begun(study_dir):
         check_same_search(folder.read_config(), resolved(plan), folder.study_yaml)
     study = prepare_study(study_dir, _study_config(plan), plan.checked)
-    folder.write_config({**resolved(plan), **study_record(study)})  # + kind and multi_label (trainables/contract.py)
+    folder.write_config({**resolved(plan), **study_record(study)})  # + kind and multi_label (core/contract.py)
     return study_dir
 
 
@@ -189,7 +189,7 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
 
 def _score_name(metric: str | None) -> str:
     """The summary's score column: the OOF metric, negated where lower is better (trials report it so)."""
-    from trainables.class_metrics import get_class_metric, is_class_metric
+    from core.class_metrics import get_class_metric, is_class_metric
 
     if is_class_metric(metric) and not get_class_metric(metric).higher_is_better:
         return f"-{metric}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
-from trainables.atomic import write_json
+from core.atomic import write_json
 
 
 def rungs_state(scheduler: ASHAScheduler) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trainables.registry import Registry
+from core.registry import Registry
 
 SPACES_PACKAGE = "spaces"
 

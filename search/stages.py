@@ -21,8 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ensembling.store import TrialRecord
-from trainables.config import TrainConfig
+from core.config import TrainConfig
+from core.store import TrialRecord
 
 STAGES = ("screen", "full", "both")
 URI_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://", "file://")

@@ -13,6 +13,8 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from core.config import ModelConfig, TrainConfig
+from core.contract import StudyFolder
 from search.config import Plan
 from search.mlflow_runs import TrialRuns
 from search.optuna_pruned import PrunedAwareOptunaSearch
@@ -23,8 +25,6 @@ from search.session import Interrupts, ray_started
 from search.spaces import domain_values, to_tune
 from search.stages import StageRun, tune_location
 from search.time_budget import TimeBudgetSearcher
-from trainables.config import ModelConfig, TrainConfig
-from trainables.contract import StudyFolder
 from trainables.gpu import fit_packing
 from trainables.tune_edge import tune_trainable
 

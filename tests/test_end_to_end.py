@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import ray
 
+from core.data.rle import rle_decode
+from core.data.severstal import read_severstal
+from core.metrics import mean_dice
 from ensembling import export, predict, select
 from ensembling.submission import read_sample, read_submission
 from search import run as search_run
-from trainables.data.rle import rle_decode
-from trainables.data.severstal import read_severstal
-from trainables.metrics import mean_dice
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from core.store import read_trials
 from ensembling.select import main as select_main
-from ensembling.store import read_trials
 from search import run as search_run
 
 pytestmark = pytest.mark.slow

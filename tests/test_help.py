@@ -81,7 +81,7 @@ def test_search_help_in_process_imports_no_torch() -> None:
     code = (
         "import sys\n"
         "from search import cli\n"
-        "from trainables.errors import exit_status\n"
+        "from core.errors import exit_status\n"
         "assert exit_status(lambda: cli.parse_command(['--help'])) == 0\n"
         "heavy = [m for m in ('torch', 'ray', 'mlflow') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

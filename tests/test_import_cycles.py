@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("search", "trainables", "ensembling")
+PACKAGES = ("core", "search", "trainables", "ensembling")
 
 
 def module_name(path: Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import albumentations as A
 import cv2
 
-from trainables.registry import Registry
+from core.registry import Registry
 
 AUGMENT: Registry[Callable[[], list[A.BasicTransform]]] = Registry("augmentation policy")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from trainables.atomic import write_json
-from trainables.contract import CHECKPOINT_STATE, EMA_WEIGHTS, TRAIN_STATE, fold_weights
+from core.atomic import write_json
+from core.contract import CHECKPOINT_STATE, EMA_WEIGHTS, TRAIN_STATE, fold_weights
+from core.models import load_weights, save_weights
 from trainables.loop import FoldRun
-from trainables.models import load_weights, save_weights
 
 
 def _state_path(folder: Path, fold: int, name: str) -> Path:

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from trainables.tta import predict_labels_tta, predict_tta, views
+from core.tta import predict_labels_tta, predict_tta, views
 
 
 def device_name(device: torch.device) -> str:

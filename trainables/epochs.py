@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.config import TrialConfig
+from core.contract import TrialFolder
+from core.models import save_weights
 from trainables.checkpoint import checkpoint_dir
-from trainables.config import TrialConfig
-from trainables.contract import TrialFolder
 from trainables.cost import measure_cost
 from trainables.loop import FoldRun, all_images_run, current_lr, train_epoch
-from trainables.models import save_weights
 from trainables.optim import cycle_ends
 from trainables.tasks.base import Task
 

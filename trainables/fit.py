@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainables.config import TrialConfig, from_flat, key_help, read_yaml, split_words
-from trainables.help import answer_early, default_text, format_keys, show_help, wants_help
+from core.config import TrialConfig, from_flat, key_help, read_yaml, split_words
+from core.help import answer_early, default_text, format_keys, show_help, wants_help
 
 USAGE = "usage: python -m trainables.fit study=STUDY_DIR [trial_id=NAME] [key=value ...]"
 
@@ -47,16 +47,16 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 
 import torch
 
+from core.config import to_flat
+from core.data.study import open_study
+from core.errors import exit_status
+from core.models import MASKS, check_output_size, output_kind
+from core.preprocess import MULTIPLE, scaled_size
 from trainables.checkpoint import resume
-from trainables.config import to_flat
-from trainables.data.study import open_study
 from trainables.epochs import Reporter, train_folds
-from trainables.errors import exit_status
 from trainables.gpu import free_memory
 from trainables.loop import FoldRun, autocast_dtype, make_fold_run
 from trainables.losses import check_loss
-from trainables.models import MASKS, check_output_size, output_kind
-from trainables.preprocess import MULTIPLE, scaled_size
 from trainables.tasks import task_for
 from trainables.validate import parse_config
 

@@ -24,11 +24,11 @@ MEMORY_KEYS = ("model.", "train.batch_size", "train.scale", "train.precision", "
 
 def peak_memory(config: dict[str, Any], classes: int, shape: tuple[int, int], device: torch.device) -> int:
     """Peak bytes allocated by two training steps of ``config`` (the second holds the optimizer state)."""
+    from core.models import MASKS, build_model, output_kind
+    from core.preprocess import MULTIPLE, scaled_size
     from trainables.loop import autocast, autocast_dtype
     from trainables.losses import get_loss, label_loss
-    from trainables.models import MASKS, build_model, output_kind
     from trainables.optim import make_ema, make_optimizer
-    from trainables.preprocess import MULTIPLE, scaled_size
     from trainables.validate import parse_config
 
     cfg = parse_config(config)
@@ -112,7 +112,7 @@ def fit_packing(resources: dict[str, float], fixed: dict[str, Any], variants: di
     fraction = resources.get("gpu", 0.0)
     if not 0 < fraction < 1 or not torch.cuda.is_available():
         return resources
-    from trainables.data.study import open_study
+    from core.data.study import open_study
 
     study = open_study(study_dir)
     device = torch.device("cuda")

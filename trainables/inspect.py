@@ -2,7 +2,7 @@
 
 Prints a table of the data set (images, images per class, empty images, mask area quantiles per
 class, image sizes) and writes a PNG grid of images with their decoded masks drawn over them. ``out``
-is checked before the data is read (``trainables.targets``): a new file, or a picture this command
+is checked before the data is read (``core.targets``): a new file, or a picture this command
 drew before (its PNG mark); another file only with ``overwrite=true``, and never one of the data's.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainables.config import read_yaml, split_words
-from trainables.data.config import DataConfig, fold_data_options, is_data_option
-from trainables.errors import exit_status
-from trainables.help import answer_early, format_keys, show_help, wants_help
-from trainables.png_mark import marked_by
-from trainables.targets import check_file_target
+from core.config import read_yaml, split_words
+from core.data.config import DataConfig, fold_data_options, is_data_option
+from core.errors import exit_status
+from core.help import answer_early, format_keys, show_help, wants_help
+from core.png_mark import marked_by
+from core.targets import check_file_target
 
 OWN = {"out": "data.png", "images": 12, "seed": 0, "storage": "studies", "overwrite": False}
 WRITER = "trainables.inspect"
@@ -56,9 +56,9 @@ def split_keys(argv: list[str]) -> tuple[dict[str, str], dict[str, str]]:
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below (torch: seconds)
     answer_early(sys.argv[1:], split_keys)
 
-import trainables.data  # noqa: F401  (registers the formats)
-from trainables.data.inspect import data_picture, format_table, summary, write_picture
-from trainables.data.study import load_data, resolve_root
+import core.data  # noqa: F401  (registers the formats)
+from core.data.inspect import data_picture, format_table, summary, write_picture
+from core.data.study import load_data, resolve_root
 
 
 def inspect(argv: list[str]) -> Path:

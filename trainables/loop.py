@@ -19,16 +19,16 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, get_worker_info
 
+from core.config import TrialConfig
+from core.data.cache import DiskCache
+from core.data.dataset import SegmentationDataset
+from core.data.study import Study
+from core.metrics import quantize
+from core.models import build_model
+from core.preprocess import resize_probs
+from core.tta import predict_tta
 from trainables.augment import get_augment
-from trainables.config import TrialConfig
-from trainables.data.cache import DiskCache
-from trainables.data.dataset import SegmentationDataset
-from trainables.data.study import Study
-from trainables.metrics import quantize
-from trainables.models import build_model
 from trainables.optim import make_ema, make_optimizer, make_schedule
-from trainables.preprocess import resize_probs
-from trainables.tta import predict_tta
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 

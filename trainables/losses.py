@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from trainables.registry import Registry
+from core.registry import Registry
 
 # (logits, target) -> per-class loss (C,)
 ClassLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

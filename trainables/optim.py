@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from trainables.registry import Registry
+from core.registry import Registry
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], float, float, float], torch.optim.Optimizer]
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainables.atomic import atomic_path
-from trainables.metrics import PostProcessing, threshold_levels
+from core.atomic import atomic_path
+from core.metrics import PostProcessing, threshold_levels
 
 # RGB colours per class: red, green, blue, yellow, magenta, cyan (then repeating).
 COLOURS = [(230, 40, 40), (40, 200, 40), (50, 110, 255), (240, 220, 0), (220, 0, 220), (0, 220, 220)]

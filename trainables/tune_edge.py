@@ -22,7 +22,7 @@ import ray
 from pyarrow.fs import FileSelector, FileType, LocalFileSystem
 from ray import tune
 
-from trainables.contract import DamagedFile, StudyFolder
+from core.contract import DamagedFile, StudyFolder
 from trainables.fit import run_trial
 
 MANIFEST = "files.json"  # in a checkpoint: relative path -> size of every other file

@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 
+from core.config import TrialConfig, from_flat
+from core.models import check_model_config
+from core.tta import views
 from trainables.augment import get_augment
-from trainables.config import TrialConfig, from_flat
 from trainables.loop import autocast_dtype
 from trainables.losses import check_loss
-from trainables.models import check_model_config
 from trainables.optim import SCHEDULES, cycle_ends, make_optimizer
-from trainables.tta import views
 
 
 def parse_config(config: dict[str, Any]) -> TrialConfig:

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
+from core.data.rle import rle_encode
 from ensembling.cli import TEXT, command, parse_args
-from trainables.data.rle import rle_encode
 
 # ../shared/data beside the checkout, or above it (a worktree)
 SHARED = next((p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()), Path("../shared/data"))

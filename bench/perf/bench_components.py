@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import make_data
 
+from core.metrics import pair_counts
+from core.postprocess import PairStats, Tuner, image_probs_from
 from ensembling.cli import COUNT, command, parse_args
-from trainables.metrics import pair_counts
-from trainables.postprocess import PairStats, Tuner, image_probs_from
 
 USAGE = "python bench/perf/bench_components.py [images=12568] [chunk=256]"
 KEYS = {"images": COUNT, "chunk": COUNT}

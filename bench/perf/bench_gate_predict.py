@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import make_export, timed
 
+from core.config import TrialConfig, from_flat, to_flat
+from core.models import build_model, save_weights
 from ensembling.cli import COUNT, TEXT, command, parse_args
 from ensembling.manifest import Calibration, ClassSection, MemberEntry, read_manifest, write_manifest
 from ensembling.predictor import Predictor
-from trainables.config import TrialConfig, from_flat, to_flat
-from trainables.models import build_model, save_weights
 
 
 def add_gate(folder: Path, classifier: str, folds: int, classes: int = 4) -> None:

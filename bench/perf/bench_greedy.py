@@ -72,9 +72,9 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 def run_cpu(args: SimpleNamespace) -> dict:
     import ensembling.blend as blend
+    from core.postprocess import Tuner
     from ensembling import counting
     from ensembling.blend import BlendScorer
-    from trainables.postprocess import Tuner
 
     oofs, truth = make_data(args.images, args.candidates, noise=args.noise)
     counts = {0: 1, 1: 1}
@@ -114,8 +114,8 @@ def run_cpu(args: SimpleNamespace) -> dict:
         rows.append({"path": f"select device={args.select_device}: {scorer.path}", "bytes": dense_bytes, "seconds": seconds, "floor_seconds": dense_bytes / bandwidth,
                      "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
     if counting.numba is not None:  # the kernel alone, without the tuner's scoring of every setting
+        from core.metrics import THRESHOLDS
         from ensembling.fused import StepChunk
-        from trainables.metrics import THRESHOLDS
 
         def kernel_only() -> None:
             workspace: dict = {}

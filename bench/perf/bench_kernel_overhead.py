@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import torch
 
+from core.data.rle import rle_encode
+from core.postprocess import apply_postprocessing
+from core.preprocess import resize_probs
 from ensembling.cli import COUNT, Typed, command, parse_args
-from trainables.data.rle import rle_encode
-from trainables.postprocess import apply_postprocessing
-from trainables.preprocess import resize_probs
 
 
 def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]

@@ -29,13 +29,13 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import DataLoader
 
-import trainables.data  # noqa: F401
+import core.data  # noqa: F401
+from core.config import ModelConfig
+from core.data.cache import DiskCache
+from core.data.dataset import SegmentationDataset, make_cache
+from core.data.synthetic import read_synthetic
+from core.models import build_model
 from ensembling.cli import COUNT, TEXT, command, parse_args
-from trainables.config import ModelConfig
-from trainables.data.cache import DiskCache
-from trainables.data.dataset import SegmentationDataset, make_cache
-from trainables.data.synthetic import read_synthetic
-from trainables.models import build_model
 
 SIZE = (256, 1600)
 

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from core.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, score_grid, threshold_levels
 from ensembling.cli import COUNT, command, parse_args
-from trainables.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, score_grid, threshold_levels
 
 
 def naive_grid(probs: np.ndarray, truth: np.ndarray) -> np.ndarray:

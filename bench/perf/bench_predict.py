@@ -21,12 +21,12 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from core.config import TrialConfig, from_flat, to_flat
+from core.models import build_model, save_weights
+from core.tta import predict_tta
 from ensembling.cli import COUNT, TEXT, command, parse_args
 from ensembling.manifest import SEGMENTATION, Manifest, MemberEntry, write_manifest
 from ensembling.predictor import Predictor
-from trainables.config import TrialConfig, from_flat, to_flat
-from trainables.models import build_model, save_weights
-from trainables.tta import predict_tta
 
 
 def make_export(folder: Path, members: int, folds: int, classes: int = 4) -> None:

@@ -23,8 +23,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
+from core.data.rle import rle_decode, rle_encode
 from ensembling.cli import COUNT, TEXT, command, parse_args
-from trainables.data.rle import rle_decode, rle_encode
 
 # ../shared/data beside the checkout, or above it (a worktree)
 SHARED = next((p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()), Path("../shared/data"))

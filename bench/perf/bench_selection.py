@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_greedy import CLASSES, H, W, make_data
 
+from core.postprocess import GATE_BLEND_MAX, Tuner
 from ensembling.blend import BlendScorer
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
 from ensembling.greedy import GreedyConfig
 from ensembling.select import choose
-from trainables.postprocess import GATE_BLEND_MAX, Tuner
 
 
 def write_memmaps(folder: Path, images: int, candidates: int, noise: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -76,8 +76,8 @@ def synthetic(args: SimpleNamespace) -> None:
 
 
 def study(args: SimpleNamespace) -> None:
+    from core.data.study import open_study
     from ensembling.select import split_candidates
-    from trainables.data.study import open_study
 
     opened = open_study(args.study)
     candidates, _ = split_candidates(opened)

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.config import TrialConfig, from_flat
+from core.models import build_model
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
-from trainables.config import TrialConfig, from_flat
 from trainables.loop import FoldRun, autocast, autocast_dtype, train_epoch
 from trainables.losses import get_loss
-from trainables.models import build_model
 from trainables.optim import make_optimizer, make_schedule
 
 

@@ -19,8 +19,8 @@ from ensembling.blend import BlendScorer
 from ensembling.cli import command, parse_args
 from ensembling.manifest import read_manifest
 from ensembling.select import split_candidates, study_metric
-from trainables.data.study import open_study
-from trainables.postprocess import Tuner, tune
+from core.data.study import open_study
+from core.postprocess import Tuner, tune
 
 
 USAGE = "python bench/studies/bench_steps.py study=STUDY_DIR"

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from ensembling.cli import command, parse_args
-from trainables.config import TrialConfig, from_flat
-from trainables.contract import StudyFolder
-from trainables.data.images import read_rgb
-from trainables.data.study import open_study
-from trainables.models import build_model, load_weights
-from trainables.preprocess import MULTIPLE, resize_image, scaled_size, to_tensor
-from trainables.tta import predict_labels_tta
+from core.config import TrialConfig, from_flat
+from core.contract import StudyFolder
+from core.data.images import read_rgb
+from core.data.study import open_study
+from core.models import build_model, load_weights
+from core.preprocess import MULTIPLE, resize_image, scaled_size, to_tensor
+from core.tta import predict_labels_tta
 
 
 USAGE = "python bench/studies/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV"

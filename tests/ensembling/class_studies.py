@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from trainables.config import TrialConfig, from_flat, to_flat
-from trainables.contract import StudyFolder
-from trainables.data.folds import folds_hash, write_folds
-from trainables.models import build_model, save_weights
+from core.config import TrialConfig, from_flat, to_flat
+from core.contract import StudyFolder
+from core.data.folds import folds_hash, write_folds
+from core.models import build_model, save_weights
 
 CLASS_NAMES = ["bar", "dot", "ring"]
 SIZE = 24

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainables.data.study import DataConfig, StudyConfig, prepare_study
+from core.data.study import DataConfig, StudyConfig, prepare_study
 from trainables.fit import run_trial
 
 TINY = {

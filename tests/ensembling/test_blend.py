@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.metrics import THRESHOLDS, quantize, score_grid
 from ensembling.blend import blend_chunk, candidate_grids
-from trainables.metrics import THRESHOLDS, quantize, score_grid
 
 SHAPE = (6, 2, 8, 8)  # N images, C classes, h, w
 
@@ -117,9 +117,9 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
 @pytest.mark.parametrize("compact, fused", [(True, True), (False, True), (False, False)])
 @pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
 def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact, fused) -> None:
+    from core.postprocess import Tuner, tune_arrays
     from ensembling.blend import BlendScorer
     from ensembling.counting import blend_levels
-    from trainables.postprocess import Tuner, tune_arrays
 
     oofs, truth = data
     scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact, fused=fused, max_kept_share=1.0)
@@ -137,9 +137,9 @@ def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact, fused)
 @pytest.mark.parametrize("use_numba", [True, False])
 def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
     """Low values everywhere but a few blobs: most pixels are left out, the scores must not move."""
+    from core.postprocess import Tuner
     from ensembling import compact
     from ensembling.blend import BlendScorer
-    from trainables.postprocess import Tuner
 
     if use_numba and compact.numba is None:
         pytest.skip("numba is not installed")
@@ -166,8 +166,8 @@ def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
 
 
 def test_compact_falls_back_to_dense_when_most_pixels_can_matter(data) -> None:
+    from core.postprocess import Tuner
     from ensembling.blend import BlendScorer
-    from trainables.postprocess import Tuner
 
     oofs, truth = data  # noisy everywhere: nearly every pixel reaches 0.1 in some model
     scorer = BlendScorer(oofs, truth, Tuner(), compact=True)

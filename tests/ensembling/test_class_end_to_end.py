@@ -15,11 +15,11 @@ import yaml
 from ensembling_helpers import copy_study
 from safetensors.torch import load_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainables" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "data"))
 from shared_data import shared
 
+from core.data.study import DataConfig, StudyConfig, prepare_study, study_record
 from ensembling import export, predict, refit, select
-from trainables.data.study import DataConfig, StudyConfig, prepare_study, study_record
 from trainables.fit import run_trial
 
 pytestmark = pytest.mark.slow  # four real trials and two selections: ~60 s on one core

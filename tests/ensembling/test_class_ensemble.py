@@ -16,9 +16,9 @@ import pytest
 from class_studies import CLASS_NAMES, add_trial, make_class_study, noisy, write_images
 from ensembling_helpers import one_line_error
 
+from core.contract import StudyFolder
 from ensembling import export, predict, select
 from ensembling.pyfunc import EnsembleModel
-from trainables.contract import StudyFolder
 
 pytestmark = pytest.mark.slow  # three selections with MLflow, an export and four predictions: ~20 s
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.class_metrics import get_class_metric
 from ensembling.classify import (
     ClassScorer,
     apply_temperature,
@@ -14,7 +15,6 @@ from ensembling.classify import (
     tune_classes,
 )
 from ensembling.greedy import GreedyConfig, greedy_select
-from trainables.class_metrics import get_class_metric
 
 
 def onehot(labels: list[int], k: int) -> np.ndarray:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from core.metrics import THRESHOLDS, pair_counts
 from ensembling.counting import blend_levels, count_blend, numba
-from trainables.metrics import THRESHOLDS, pair_counts
 
 
 @pytest.mark.parametrize("use_numba", [False, True] if numba is not None else [False])

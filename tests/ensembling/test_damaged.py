@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ensembling_helpers import copy_study
 
+from core.store import scan_trials
 from ensembling import select
-from ensembling.store import scan_trials
 
 
 def _damage(trial: Path, how: str) -> Path:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from core.metrics import THRESHOLDS
 from ensembling.counting import count_blend, numba
 from ensembling.fused import BLOCK, StepChunk
-from trainables.metrics import THRESHOLDS
 
 
 def sparse_oofs(shape, candidates, seed):
@@ -53,10 +53,10 @@ def test_fused_counts_equal_the_reference(use_numba, hw, counts):
 @pytest.mark.parametrize("with_classifier", [False, True])
 def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
     """The greedy choices, their scores and the tuned post-processing are those of the reference dense pass."""
+    from core.postprocess import GATE_BLEND_MAX, Tuner
     from ensembling.blend import BlendScorer
     from ensembling.greedy import GreedyConfig
     from ensembling.select import choose
-    from trainables.postprocess import GATE_BLEND_MAX, Tuner
 
     oofs, truth = sparse_oofs((40, 3, 8, 80), 5, seed=3)
     classifier = np.random.default_rng(1).random(truth.shape[:2]) if with_classifier else None
@@ -78,11 +78,11 @@ def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
 def test_the_device_counts_select_like_the_cpu(where):
     """The GPU path (``ensembling.gpu_step``): on CUDA when present (Triton if installed), and its code run by
     torch on the CPU everywhere: the same choices and scores as the CPU's fused pass."""
+    from core.postprocess import GATE_BLEND_MAX, Tuner
     from ensembling.blend import BlendScorer
     from ensembling.gpu_step import DeviceCounts
     from ensembling.greedy import GreedyConfig
     from ensembling.select import choose
-    from trainables.postprocess import GATE_BLEND_MAX, Tuner
 
     oofs, truth = sparse_oofs((24, 3, 8, 80), 4, seed=5)
     config = GreedyConfig(max_steps=3, patience=3)

@@ -14,11 +14,11 @@ import yaml
 from class_studies import add_trial
 from ensembling_helpers import copy_study, one_line_error
 
+from core.config import TrialConfig, from_flat
+from core.contract import StudyFolder
+from core.models import build_model, save_weights
 from ensembling import export, predict, select
 from ensembling.predictor import Predictor
-from trainables.config import TrialConfig, from_flat
-from trainables.contract import StudyFolder
-from trainables.models import build_model, save_weights
 
 pytestmark = pytest.mark.slow  # the session's tiny study, MLflow, two selections: ~40 s
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainables.postprocess import apply_postprocessing as apply_steps
+from core.postprocess import apply_postprocessing as apply_steps
 
 
 def apply_postprocessing(probs, thresholds, fractions):

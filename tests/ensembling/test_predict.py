@@ -11,11 +11,11 @@ import pytest
 import torch
 from ensembling_helpers import one_line_error
 
+from core.data.images import read_rgb
+from core.preprocess import resize_image, to_tensor
+from core.tta import predict_tta
 from ensembling import export, predict
 from ensembling.predictor import Predictor
-from trainables.data.images import read_rgb
-from trainables.preprocess import resize_image, to_tensor
-from trainables.tta import predict_tta
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from ensembling_helpers import copy_study
 
+from core.data.images import read_rgb
 from ensembling import export
 from ensembling.predictor import Predictor
-from trainables.data.images import read_rgb
 
 
 def _register(tiny_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.data.rle import rle_encode
 from ensembling.score import main, score_submission
-from trainables.data.rle import rle_encode
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from core.contract import StudyFolder
+from core.data.study import DataConfig, StudyConfig, open_study, prepare_study
 from ensembling.select import main, run
-from trainables.contract import StudyFolder
-from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
 
 pytestmark = pytest.mark.slow  # MLflow and a real study: ~35 s
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.data.rle import rle_decode, rle_encode
 from ensembling.submission import (
     SampleLayout,
     build_submission,
@@ -14,7 +15,6 @@ from ensembling.submission import (
     validate_submission,
     write_submission,
 )
-from trainables.data.rle import rle_decode, rle_encode
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "severstal_real"
 REAL_SUBMISSION = DATA / "submission_example_zdaiot" / "submission_tta.csv"

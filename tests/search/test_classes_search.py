@@ -11,7 +11,7 @@ import mlflow
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainables" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "data"))
 from searching import Search
 from shared_data import shared
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ensembling.store import read_trials
+from core.contract import TrialFolder
+from core.store import read_trials
 from search.config import load_plan
 from search.placement import PlacementError, check_fits, demand, nodes_of, stage_kind
 from search.stages import full_run, promoted, screen_plan, stage_runs, tune_location
-from trainables.contract import TrialFolder
 
 BASE = ["space=quick", "folds=3", "train.scale=0.5", "train.epochs=4"]
 

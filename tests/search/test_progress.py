@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from ensembling.tracking import use_experiment
+from core.tracking import use_experiment
 from search.progress import WhereTable
 
 

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from ensembling.tracking import check_store_writable
+from core.tracking import check_store_writable
 from search import run as search_run
 
 
@@ -179,7 +179,7 @@ def test_the_store_check_refuses_a_read_only_mount(tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
     code = (
-        "from ensembling.tracking import check_store_writable\n"
+        "from core.tracking import check_store_writable\n"
         f"check_store_writable('sqlite:///{ro}/sub/mlflow.db')\n"
     )
     script = f"mount -t tmpfs -o ro tmpfs {ro} && exec {sys.executable} -c \"{code}\""
@@ -199,7 +199,7 @@ def test_the_store_check_passes_a_writable_place_and_a_server(tmp_path: Path) ->
 
 
 def test_weights_files_that_load_pass_the_check(tmp_path: Path) -> None:
-    from trainables.models import check_weights_file
+    from core.models import check_weights_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "ok.safetensors"))
     torch.save({"w": torch.zeros(2)}, tmp_path / "ok.pth")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.config import TrialConfig, flat_keys
 from search.config import Plan, load_plan, parse_overrides, resolved
 from search.spaces import list_spaces, space_path
-from trainables.config import TrialConfig, flat_keys
 
 
 def write_space(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:

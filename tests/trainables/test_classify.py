@@ -18,9 +18,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from shared_data import shared
 
-from trainables.class_metrics import get_class_metric
-from trainables.contract import StudyFolder, TrialFolder
-from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
+from core.class_metrics import get_class_metric
+from core.contract import StudyFolder, TrialFolder
+from core.data.study import DataConfig, StudyConfig, open_study, prepare_study
 from trainables.fit import run_trial
 
 PER_CLASS = 4

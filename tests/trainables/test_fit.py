@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from trainables.data.study import DataConfig, StudyConfig, open_study, prepare_study
+from core.data.study import DataConfig, StudyConfig, open_study, prepare_study
 from trainables.fit import run_trial
 
 TINY = {
@@ -62,7 +62,7 @@ def test_trial_writes_the_contract_and_reports_each_epoch(study_dir: Path) -> No
     cost = json.loads((trial / "cost.json").read_text())
     assert cost["views"] == 2 and cost["ms_per_image_all_folds"] == pytest.approx(2 * cost["ms_per_image"])
     # the final metrics are the tuned score of the OOF that was written
-    from trainables.postprocess import tuned_score
+    from core.postprocess import tuned_score
 
     assert tuned_score(np.asarray(oof), study.truth()).score == pytest.approx(written["oof_score"])
 
@@ -125,7 +125,7 @@ def _oof_of(_: dict, study_dir: Path, trial_id: str) -> Path:
 
 
 def test_cyclic_schedule_writes_a_candidate_at_each_low_point(study_dir: Path) -> None:
-    from trainables.contract import TrialFolder
+    from core.contract import TrialFolder
 
     config = {**TINY, "train.epochs": 2, "train.schedule": "cyclic", "train.cycles": 2, "train.optimizer": "sgd", "train.lr": 0.05}
     lrs: list[float] = []
@@ -136,7 +136,7 @@ def test_cyclic_schedule_writes_a_candidate_at_each_low_point(study_dir: Path) -
     metrics = snap.read_metrics()
     assert metrics["epoch"] == 1 and metrics["snapshot"] == "cycle1" and metrics["folds"] == [0, 1]
     assert snap.weights(0).is_file() and snap.weights(1).is_file()
-    from trainables.postprocess import tuned_score
+    from core.postprocess import tuned_score
 
     study = open_study(study_dir)
     assert tuned_score(np.load(snap.oof), study.truth()).score == pytest.approx(metrics["oof_score"])

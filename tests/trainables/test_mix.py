@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.tta import predict_labels_tta
 from trainables.losses import label_loss, smooth_targets
 from trainables.mix import Mixer
-from trainables.tta import predict_labels_tta
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainables.metrics import PostProcessing
+from core.metrics import PostProcessing
 from trainables.pictures import COLOURS, image_scores, pick, post_process, worst_best_picture, write_png
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import trainables.data  # noqa: F401  (registers the formats)
-from trainables.data.formats import get_format, list_formats
+import core.data  # noqa: F401  (registers the formats)
+from core.data.formats import get_format, list_formats
 
 
 def describe() -> str:
@@ -25,7 +25,7 @@ def describe() -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m trainables.data [-h]``: the formats and their options (the same with or without --help)."""
-    from trainables.help import wants_help
+    from core.help import wants_help
 
     words = [word for word in argv if not wants_help([word])]
     if words:

@@ -3,13 +3,13 @@
 A task is bound to its study and answers the questions the one training loop (``trainables/epochs.py``)
 asks: which cache and dataset feed the folds, the loss, how a batch is prepared, how a fold's
 validation images are predicted and scored, how the OOF is written, and the trial's picture. The
-model family's output (``trainables.models.output_kind``) picks the task; ``TASKS`` lists them.
+model family's output (``core.models.output_kind``) picks the task; ``TASKS`` lists them.
 """
 
 from __future__ import annotations
 
-from trainables.models import output_kind
-from trainables.registry import Registry
+from core.models import output_kind
+from core.registry import Registry
 from trainables.tasks.base import Task
 
 TASKS: Registry[type[Task]] = Registry("task")

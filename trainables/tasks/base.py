@@ -9,10 +9,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from trainables.config import TrialConfig
-from trainables.contract import TrialFolder
-from trainables.data.cache import DiskCache
-from trainables.data.study import Study
+from core.config import TrialConfig
+from core.contract import TrialFolder
+from core.data.cache import DiskCache
+from core.data.study import Study
 from trainables.loop import FoldRun
 
 # (images, targets) on the device -> what the model trains on (classification: smoothed, mixed targets)
@@ -50,7 +50,7 @@ class Task(Protocol):
         """What every candidate's ``metrics.json`` holds beyond the shared fields."""
 
     def write_oof(self, path: Path, runs: list[FoldRun], probs: list[np.ndarray]) -> None:
-        """``oof.npy`` in folds.csv order, under a temp name then renamed (``trainables/contract.py``)."""
+        """``oof.npy`` in folds.csv order, under a temp name then renamed (``core/contract.py``)."""
 
     def picture(self, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], state: Any) -> None:
         """The worst and best validation images, into the trial's pictures folder."""

@@ -18,18 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainables.atomic import atomic_path
-from trainables.class_metrics import CLASS_METRICS, get_class_metric, is_class_metric, oriented, tune_thresholds
-from trainables.config import TrialConfig
-from trainables.contract import CLASS_OOF_DTYPE, CLASSIFICATION, WORST_BEST_PNG, TrialFolder
-from trainables.data.cache import DiskCache
-from trainables.data.dataset import ClassificationDataset
-from trainables.data.study import Study
+from core.atomic import atomic_path
+from core.class_metrics import CLASS_METRICS, get_class_metric, is_class_metric, oriented, tune_thresholds
+from core.config import TrialConfig
+from core.contract import CLASS_OOF_DTYPE, CLASSIFICATION, WORST_BEST_PNG, TrialFolder
+from core.data.cache import DiskCache
+from core.data.dataset import ClassificationDataset
+from core.data.study import Study
+from core.tta import predict_labels_tta
 from trainables.loop import FoldRun, autocast, epoch_seed
 from trainables.losses import label_loss, smooth_targets
 from trainables.mix import Mixer
 from trainables.tasks.base import Prepare
-from trainables.tta import predict_labels_tta
 
 PICTURE_IMAGES = 4
 MIX_STREAM = 7919  # the mixer's seed differs from the loader's and the augmentation's of the same epoch
@@ -122,7 +122,7 @@ class LabelTask:
 
     def picture(self, trial: TrialFolder, runs: list[FoldRun], probs: list[np.ndarray], state: None) -> None:
         """The worst and best validation images with their true and predicted labels, into pictures/."""
-        from trainables.data.inspect import draw_tile
+        from core.data.inspect import draw_tile
         from trainables.pictures import write_png
 
         study = self.study

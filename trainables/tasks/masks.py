@@ -9,18 +9,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainables.atomic import atomic_path
-from trainables.config import TrialConfig
-from trainables.contract import WORST_BEST_PNG, TrialFolder
-from trainables.data.cache import DiskCache
-from trainables.data.dataset import SegmentationDataset, study_cache
-from trainables.data.study import Study
+from core.atomic import atomic_path
+from core.config import TrialConfig
+from core.contract import WORST_BEST_PNG, TrialFolder
+from core.data.cache import DiskCache
+from core.data.dataset import SegmentationDataset, study_cache
+from core.data.study import Study
+from core.metrics import PostProcessing
+from core.postprocess import tuned_score
+from core.preprocess import resize_image, scaled_size
 from trainables.loop import FoldRun, evaluate
 from trainables.losses import get_loss
-from trainables.metrics import PostProcessing
 from trainables.pictures import MAX_WIDTH, image_scores, pick, post_process, worst_best_picture, write_png
-from trainables.postprocess import tuned_score
-from trainables.preprocess import resize_image, scaled_size
 from trainables.tasks.base import Prepare
 
 PICTURE_IMAGES = 4  # worst and best validation images drawn at the end of a trial
