@@ -56,12 +56,12 @@ from core.contract import (
     check_weights,
     read_json_file,
 )
-from ensembling.manifest import Manifest, MemberEntry, read_manifest, write_manifest
 from ensembling.places import check_folder_target
+from ensembling.runtime.manifest import Manifest, MemberEntry, read_manifest, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: ensembling/ and trainables/ live here
 # Copied beside the predictor's import closure: the MLflow wrapper (imported only when MLflow loads the model).
-EXTRA_MODULES = ("ensembling/pyfunc.py",)
+EXTRA_MODULES = ("ensembling/runtime/pyfunc.py",)
 
 
 def ensemble_id(manifest: Manifest, models: str) -> str:
@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
         manifest = export(Path(args["study"]), out, args.get("models", "folds"))
         print(f"Exported ensemble {manifest.ensemble_id} ({manifest.models} models) to {out}")
         if args.get("register"):
-            from ensembling.pyfunc import log_export  # MLflow only when asked
+            from ensembling.runtime.pyfunc import log_export  # MLflow only when asked
 
             version = log_export(Path(args["study"]).expanduser().resolve(), out, args["register"])
             print(f"Registered MLflow model {args['register']} version {version} with alias champion")

@@ -22,9 +22,10 @@ import numpy as np
 
 from core.data.study import Study, open_study
 from core.store import TrialRecord
-from ensembling.budget import Budget
-from ensembling.classify import apply_temperature, blend
-from ensembling.manifest import Calibration, ClassSection, member_entry, read_manifest
+from ensembling.runtime.decide import apply_temperature
+from ensembling.runtime.manifest import Calibration, ClassSection, member_entry, read_manifest
+from ensembling.scoring.budget import Budget
+from ensembling.scoring.class_knobs import blend
 
 
 @dataclass

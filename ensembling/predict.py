@@ -49,11 +49,17 @@ from core.data.images import read_rgb
 from core.data.predictions import predict_into
 from core.data.rle import rle_encode
 from core.targets import check_file_target
-from ensembling.manifest import Manifest, read_manifest
-from ensembling.predict_classes import predict_classes
-from ensembling.predictor import Predictor
-from ensembling.read_ahead import read_ahead
-from ensembling.submission import SampleLayout, build_submission, read_sample, validate_submission, write_submission
+from ensembling.runtime.manifest import Manifest, read_manifest
+from ensembling.runtime.predict_classes import predict_classes
+from ensembling.runtime.predictor import Predictor
+from ensembling.runtime.read_ahead import read_ahead
+from ensembling.runtime.submission import (
+    SampleLayout,
+    build_submission,
+    read_sample,
+    validate_submission,
+    write_submission,
+)
 
 
 def _decode_all(layout: SampleLayout, images: Path, sample: Path, pool: ThreadPoolExecutor) -> dict[str, tuple[int, int]]:

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from core.atomic import atomic_path, write_json
 from core.contract import StudyFolder, read_json_file
 from core.targets import check_writable_folder
-from ensembling.manifest import read_manifest
+from ensembling.runtime.manifest import read_manifest
 
 
 def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0) -> dict[str, Any]:

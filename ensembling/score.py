@@ -35,7 +35,7 @@ from core.data.images import image_shape
 from core.data.rle import rle_decode
 from core.data.severstal import read_label_rows
 from core.metrics import get_metric
-from ensembling.submission import read_sample, read_submission
+from ensembling.runtime.submission import read_sample, read_submission
 
 
 def score_submission(submission: Path, truth_csv: Path, images: Path, metric: str | None = None) -> dict[str, float]:

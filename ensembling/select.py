@@ -1,9 +1,9 @@
 """Pick the ensemble: ``python -m ensembling.select study=DIR [budget.seconds=S budget.images=N budget.device=D]``.
 
-Caruana's ensemble selection (``ensembling.greedy``) over the study's finished trials and their
+Caruana's ensemble selection (``ensembling.scoring.greedy``) over the study's finished trials and their
 snapshots, scored on out-of-fold predictions with the study's metric after every post-processing step
 tuned per class (``core.postprocess``), within the inference budget on the target device
-(``ensembling.budget``). Beside the OOF score it prints the nested estimate (``ensembling.nested``) and
+(``ensembling.scoring.budget``). Beside the OOF score it prints the nested estimate (``ensembling.scoring.nested``) and
 the curve of best score against seconds. Writes ``<study>/ensemble.json`` and records the selection as
 an MLflow run under the study's search run.
 """
@@ -52,14 +52,14 @@ from core.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, lis
 from core.store import TrialRecord, usable_trials, with_snapshots
 from core.targets import check_writable_folder
 from core.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
-from ensembling.blend import BlendScorer
-from ensembling.budget import Budget, curve
-from ensembling.classify import skipped
 from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
-from ensembling.gpu_step import resolve_device
-from ensembling.greedy import GreedyConfig, Selection, select_with_progress
-from ensembling.manifest import Manifest, build_manifest, write_manifest
-from ensembling.nested import Nested, nested_estimate, nested_words, outer_parts
+from ensembling.runtime.decide import skipped
+from ensembling.runtime.manifest import Manifest, build_manifest, write_manifest
+from ensembling.scoring.blend import BlendScorer
+from ensembling.scoring.budget import Budget, curve
+from ensembling.scoring.gpu_step import resolve_device
+from ensembling.scoring.greedy import GreedyConfig, Selection, select_with_progress
+from ensembling.scoring.nested import Nested, nested_estimate, nested_words, outer_parts
 
 
 @dataclass
@@ -121,8 +121,8 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
 def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto",
            steps: list[str] | None = None, nested_split: str = "images") -> Outcome:
     """``steps``: the post-processing steps to tune (registry names, one threshold step among them); None: every registered step.
-    ``nested_split``: which images each round of the nested estimate holds out (``ensembling.nested.outer_parts``)."""
-    device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.gpu_step), else the CPU
+    ``nested_split``: which images each round of the nested estimate holds out (``ensembling.scoring.nested.outer_parts``)."""
+    device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.scoring.gpu_step), else the CPU
     candidates, classifier_trial = split_candidates(study)
     oofs = [t.oof() for t in candidates]
     truth = study.truth()

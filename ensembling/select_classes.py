@@ -1,8 +1,8 @@
 """Selection for a classification study (``python -m ensembling.select study=DIR`` dispatches here).
 
-The same Caruana selector (``ensembling.greedy``: replacement, sorted init, bagging, member cap, budget)
+The same Caruana selector (``ensembling.scoring.greedy``: replacement, sorted init, bagging, member cap, budget)
 over probability averages of the study's classification trials and their snapshots, each blend scored by
-the study's class metric after its knobs are tuned (``ensembling.classify``: temperature where it can
+the study's class metric after its knobs are tuned (``ensembling.scoring.class_knobs``: temperature where it can
 change the metric, per-class thresholds for multi-label decision metrics). Beside the OOF score, the
 nested estimate: the whole selection and tuning repeated on K-1 folds, scored on the fold left out.
 Writes ``<study>/ensemble.json`` (``kind: classification``) and logs an MLflow run as segmentation does.
@@ -22,11 +22,18 @@ from core.contract import CLASSIFICATION
 from core.data.study import Study
 from core.store import TrialRecord, with_snapshots
 from core.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
-from ensembling.budget import Budget, curve
-from ensembling.classify import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
-from ensembling.greedy import GreedyConfig, Selection, select_with_progress
-from ensembling.manifest import FORMAT_VERSION, Calibration, ClassSection, Manifest, member_entry, write_manifest
-from ensembling.nested import nested_words, outer_parts
+from ensembling.runtime.manifest import (
+    FORMAT_VERSION,
+    Calibration,
+    ClassSection,
+    Manifest,
+    member_entry,
+    write_manifest,
+)
+from ensembling.scoring.budget import Budget, curve
+from ensembling.scoring.class_knobs import ClassScorer, ClassTuned, temperature_matters, thresholds_matter
+from ensembling.scoring.greedy import GreedyConfig, Selection, select_with_progress
+from ensembling.scoring.nested import nested_words, outer_parts
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from core.data.rle import rle_decode
 from core.data.severstal import read_severstal
 from core.metrics import mean_dice
 from ensembling import export, predict, select
-from ensembling.submission import read_sample, read_submission
+from ensembling.runtime.submission import read_sample, read_submission
 from search import run as search_run
 
 pytestmark = pytest.mark.slow

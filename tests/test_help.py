@@ -113,7 +113,7 @@ def test_main_answers_help_in_process(module: str, capsys: pytest.CaptureFixture
 
 def test_every_ensembling_key_has_a_meaning_and_the_choices_match_the_code() -> None:
     from ensembling import export, lb, predict, refit, score, select
-    from ensembling.nested import NESTED_SPLITS
+    from ensembling.scoring.nested import NESTED_SPLITS
 
     for command in (select.SELECT, export.EXPORT, predict.PREDICT, refit.REFIT, score.SCORE, lb.LB):
         assert all(key.meaning for key in command.keys.values())

@@ -80,3 +80,19 @@ def test_the_checker_finds_a_cycle() -> None:
 
 def test_no_module_imports_itself_round_a_cycle() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_core_imports_none_of_the_packages_built_on_it() -> None:
+    """core is what search, trainables and ensembling share: it must not lean on any of them."""
+    graph = import_graph()
+    leaks = {(m, t) for m, targets in graph.items() if m.split(".")[0] == "core" for t in targets if t.split(".")[0] != "core"}
+    assert leaks == set()
+
+
+def test_the_runtime_needs_only_core_and_itself() -> None:
+    """ensembling/runtime is what an export ships: no scoring, selection, search or training module."""
+    graph = import_graph()
+    allowed = ("core", "ensembling.runtime", "ensembling.cli")
+    leaks = {(m, t) for m, targets in graph.items() if m.startswith("ensembling.runtime") for t in targets
+             if not t.startswith(allowed) and t != "ensembling"}
+    assert leaks == set()

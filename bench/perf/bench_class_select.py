@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ensembling.classify import ClassScorer
 from ensembling.cli import COUNT, TEXT, command, parse_args
-from ensembling.greedy import GreedyConfig, greedy_select
+from ensembling.scoring.class_knobs import ClassScorer
+from ensembling.scoring.greedy import GreedyConfig, greedy_select
 
 
 def candidates(truth: np.ndarray, n: int, multi: bool, rng: np.random.Generator) -> list[np.ndarray]:

@@ -30,8 +30,8 @@ from bench_predict import make_export, timed
 from core.config import TrialConfig, from_flat, to_flat
 from core.models import build_model, save_weights
 from ensembling.cli import COUNT, TEXT, command, parse_args
-from ensembling.manifest import Calibration, ClassSection, MemberEntry, read_manifest, write_manifest
-from ensembling.predictor import Predictor
+from ensembling.runtime.manifest import Calibration, ClassSection, MemberEntry, read_manifest, write_manifest
+from ensembling.runtime.predictor import Predictor
 
 
 def add_gate(folder: Path, classifier: str, folds: int, classes: int = 4) -> None:

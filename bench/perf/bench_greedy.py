@@ -71,10 +71,10 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def run_cpu(args: SimpleNamespace) -> dict:
-    import ensembling.blend as blend
+    import ensembling.scoring.blend as blend
     from core.postprocess import Tuner
     from ensembling import counting
-    from ensembling.blend import BlendScorer
+    from ensembling.scoring.blend import BlendScorer
 
     oofs, truth = make_data(args.images, args.candidates, noise=args.noise)
     counts = {0: 1, 1: 1}
@@ -115,7 +115,7 @@ def run_cpu(args: SimpleNamespace) -> dict:
                      "ratio": seconds / (dense_bytes / bandwidth), "severstal_step_seconds": seconds * scale})
     if counting.numba is not None:  # the kernel alone, without the tuner's scoring of every setting
         from core.metrics import THRESHOLDS
-        from ensembling.fused import StepChunk
+        from ensembling.scoring.fused import StepChunk
 
         def kernel_only() -> None:
             workspace: dict = {}
@@ -147,7 +147,7 @@ def run_cpu(args: SimpleNamespace) -> dict:
 def run_gpu(args: SimpleNamespace) -> dict:
     import torch
 
-    from ensembling.counting_gpu import PATHS, device_copy_bandwidth, reference_counts
+    from ensembling.scoring.counting_gpu import PATHS, device_copy_bandwidth, reference_counts
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

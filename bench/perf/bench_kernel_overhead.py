@@ -3,7 +3,7 @@
     python bench/perf/bench_kernel_overhead.py [height=256] [width=1600] [classes=4] [images=20]
 
 Prints milliseconds per image for each part on this machine (one thread), the numbers
-``ensembling/budget.py`` keeps as ``OVERHEAD_MS``.
+``ensembling/scoring/budget.py`` keeps as ``OVERHEAD_MS``.
 """
 
 from __future__ import annotations

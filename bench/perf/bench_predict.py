@@ -25,8 +25,8 @@ from core.config import TrialConfig, from_flat, to_flat
 from core.models import build_model, save_weights
 from core.tta import predict_tta
 from ensembling.cli import COUNT, TEXT, command, parse_args
-from ensembling.manifest import SEGMENTATION, Manifest, MemberEntry, write_manifest
-from ensembling.predictor import Predictor
+from ensembling.runtime.manifest import SEGMENTATION, Manifest, MemberEntry, write_manifest
+from ensembling.runtime.predictor import Predictor
 
 
 def make_export(folder: Path, members: int, folds: int, classes: int = 4) -> None:

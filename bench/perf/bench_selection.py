@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_greedy import CLASSES, H, W, make_data
 
 from core.postprocess import GATE_BLEND_MAX, Tuner
-from ensembling.blend import BlendScorer
 from ensembling.cli import COUNT, FLAG, TEXT, Typed, command, parse_args
-from ensembling.greedy import GreedyConfig
+from ensembling.scoring.blend import BlendScorer
+from ensembling.scoring.greedy import GreedyConfig
 from ensembling.select import choose
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ensembling.blend import BlendScorer
+from ensembling.scoring.blend import BlendScorer
 from ensembling.cli import command, parse_args
-from ensembling.manifest import read_manifest
+from ensembling.runtime.manifest import read_manifest
 from ensembling.select import split_candidates, study_metric
 from core.data.study import open_study
 from core.postprocess import Tuner, tune

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ensembling.cli import command, parse_args
-from ensembling.manifest import Manifest, read_manifest, write_manifest
+from ensembling.runtime.manifest import Manifest, read_manifest, write_manifest
 from ensembling.score import score_submission
 
 MARKER = ".fold_models_on_submission"

@@ -20,7 +20,7 @@ from pathlib import Path
 from fold_models_on_submission import fresh_work, hidden_scores, run_module  # beside this script
 
 from ensembling.cli import command, parse_args
-from ensembling.manifest import read_manifest
+from ensembling.runtime.manifest import read_manifest
 
 MARKER = ".nested_vs_hidden"
 

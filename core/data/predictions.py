@@ -5,7 +5,7 @@
   in the training masks' convention: ``binary`` 0/255, ``index`` 0 background and k for class k (a pixel
   two classes claim takes the larger class); plus, when a sample is given, a CSV of row-major RLE in the
   sample's layout (``ImageId,EncodedPixels`` per image, or ``ImageId,ClassId,EncodedPixels`` per class).
-- ``severstal``: ``ensembling/submission.py`` (both Severstal layouts).
+- ``severstal``: ``ensembling/runtime/submission.py`` (both Severstal layouts).
 
 The masks are (C, H, W) 0/1 per image at the image's own size. Every writer validates before it writes
 and writes beside the target, then renames.
@@ -167,4 +167,4 @@ def predict_into(
             write_csv(frame, out / "submission.csv")
         print(f"Wrote {len(written)} {data.get('mask_mode')} PNG masks into {out}" + (f" and {out / 'submission.csv'}" if frame is not None else ""))
         return len(written)
-    raise ValueError(f"data format {fmt!r} has no prediction writer here (severstal and synthetic: ensembling.submission)")
+    raise ValueError(f"data format {fmt!r} has no prediction writer here (severstal and synthetic: ensembling.runtime.submission)")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.metrics import THRESHOLDS, quantize, score_grid
-from ensembling.blend import blend_chunk, candidate_grids
+from ensembling.scoring.blend import blend_chunk, candidate_grids
 
 SHAPE = (6, 2, 8, 8)  # N images, C classes, h, w
 
@@ -118,8 +118,8 @@ def test_an_oof_of_another_shape_is_an_error(data) -> None:
 @pytest.mark.parametrize("rows", [None, np.array([0, 2, 3, 5])])
 def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact, fused) -> None:
     from core.postprocess import Tuner, tune_arrays
-    from ensembling.blend import BlendScorer
-    from ensembling.counting import blend_levels
+    from ensembling.scoring.blend import BlendScorer
+    from ensembling.scoring.counting import blend_levels
 
     oofs, truth = data
     scorer = BlendScorer(oofs, truth, Tuner("iou_dataset"), rows=rows, chunk=4, compact=compact, fused=fused, max_kept_share=1.0)
@@ -139,7 +139,7 @@ def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
     """Low values everywhere but a few blobs: most pixels are left out, the scores must not move."""
     from core.postprocess import Tuner
     from ensembling import compact
-    from ensembling.blend import BlendScorer
+    from ensembling.scoring.blend import BlendScorer
 
     if use_numba and compact.numba is None:
         pytest.skip("numba is not installed")
@@ -152,7 +152,7 @@ def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
     original = compact.count_compact
     compact.count_compact = lambda *a, **k: original(*a, use_numba=use_numba, **k)
     try:
-        import ensembling.blend as blend
+        import ensembling.scoring.blend as blend
 
         blend.count_compact = compact.count_compact
         for counts in ({}, {0: 1}, {1: 2, 3: 1}):
@@ -167,7 +167,7 @@ def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
 
 def test_compact_falls_back_to_dense_when_most_pixels_can_matter(data) -> None:
     from core.postprocess import Tuner
-    from ensembling.blend import BlendScorer
+    from ensembling.scoring.blend import BlendScorer
 
     oofs, truth = data  # noisy everywhere: nearly every pixel reaches 0.1 in some model
     scorer = BlendScorer(oofs, truth, Tuner(), compact=True)

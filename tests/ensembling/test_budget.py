@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ensembling.budget import OVERHEAD_MS, PRESETS, RESIZE_BACK_MS, Budget, curve
-from ensembling.manifest import read_manifest
+from ensembling.runtime.manifest import read_manifest
+from ensembling.scoring.budget import OVERHEAD_MS, PRESETS, RESIZE_BACK_MS, Budget, curve
 
 
 def test_costs_measured_on_a_slow_cpu_are_scaled_to_the_target():

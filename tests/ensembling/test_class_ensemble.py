@@ -18,7 +18,7 @@ from ensembling_helpers import one_line_error
 
 from core.contract import StudyFolder
 from ensembling import export, predict, select
-from ensembling.pyfunc import EnsembleModel
+from ensembling.runtime.pyfunc import EnsembleModel
 
 pytestmark = pytest.mark.slow  # three selections with MLflow, an export and four predictions: ~20 s
 

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from core.class_metrics import get_class_metric
-from ensembling.classify import (
+from ensembling.runtime.decide import apply_temperature, decisions
+from ensembling.scoring.class_knobs import (
     ClassScorer,
-    apply_temperature,
     best_thresholds,
-    decisions,
     fit_temperature,
     tune_classes,
 )
-from ensembling.greedy import GreedyConfig, greedy_select
+from ensembling.scoring.greedy import GreedyConfig, greedy_select
 
 
 def onehot(labels: list[int], k: int) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.metrics import THRESHOLDS, pair_counts
-from ensembling.counting import blend_levels, count_blend, numba
+from ensembling.scoring.counting import blend_levels, count_blend, numba
 
 
 @pytest.mark.parametrize("use_numba", [False, True] if numba is not None else [False])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ensembling.counting_gpu import PATHS, reference_counts
+from ensembling.scoring.counting_gpu import PATHS, reference_counts
 
 
 @pytest.mark.parametrize("name", list(PATHS))

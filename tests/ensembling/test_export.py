@@ -26,7 +26,7 @@ def test_export_holds_manifest_weights_code_runner_readme_and_marker(exported: P
         assert len(member["checkpoints"]) == 2
         for checkpoint in member["checkpoints"]:
             assert (exported / checkpoint).is_file()
-    for module in ("ensembling/predict.py", "ensembling/predictor.py", "ensembling/pyfunc.py", "core/tta.py", "core/data/rle.py"):
+    for module in ("ensembling/predict.py", "ensembling/runtime/predictor.py", "ensembling/runtime/pyfunc.py", "core/tta.py", "core/data/rle.py"):
         assert (exported / "code" / module).is_file(), module
     assert not (exported / "code" / "search").exists() and not (exported / "code" / "ensembling" / "select.py").exists()
     assert "predict.py" in (exported / "README.md").read_text()

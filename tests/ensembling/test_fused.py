@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from core.metrics import THRESHOLDS
-from ensembling.counting import count_blend, numba
-from ensembling.fused import BLOCK, StepChunk
+from ensembling.scoring.counting import count_blend, numba
+from ensembling.scoring.fused import BLOCK, StepChunk
 
 
 def sparse_oofs(shape, candidates, seed):
@@ -54,8 +54,8 @@ def test_fused_counts_equal_the_reference(use_numba, hw, counts):
 def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
     """The greedy choices, their scores and the tuned post-processing are those of the reference dense pass."""
     from core.postprocess import GATE_BLEND_MAX, Tuner
-    from ensembling.blend import BlendScorer
-    from ensembling.greedy import GreedyConfig
+    from ensembling.scoring.blend import BlendScorer
+    from ensembling.scoring.greedy import GreedyConfig
     from ensembling.select import choose
 
     oofs, truth = sparse_oofs((40, 3, 8, 80), 5, seed=3)
@@ -76,12 +76,12 @@ def test_selection_with_the_fused_pass_equals_the_reference(with_classifier):
 
 @pytest.mark.parametrize("where", ["cpu", "cuda"])
 def test_the_device_counts_select_like_the_cpu(where):
-    """The GPU path (``ensembling.gpu_step``): on CUDA when present (Triton if installed), and its code run by
+    """The GPU path (``ensembling.scoring.gpu_step``): on CUDA when present (Triton if installed), and its code run by
     torch on the CPU everywhere: the same choices and scores as the CPU's fused pass."""
     from core.postprocess import GATE_BLEND_MAX, Tuner
-    from ensembling.blend import BlendScorer
-    from ensembling.gpu_step import DeviceCounts
-    from ensembling.greedy import GreedyConfig
+    from ensembling.scoring.blend import BlendScorer
+    from ensembling.scoring.gpu_step import DeviceCounts
+    from ensembling.scoring.greedy import GreedyConfig
     from ensembling.select import choose
 
     oofs, truth = sparse_oofs((24, 3, 8, 80), 4, seed=5)
@@ -89,7 +89,7 @@ def test_the_device_counts_select_like_the_cpu(where):
     cpu = BlendScorer(oofs, truth, Tuner(), compact=False)
     device = BlendScorer(oofs, truth, Tuner(), compact=False, rows=None)
     if where == "cuda":
-        from ensembling.gpu_step import cuda_available
+        from ensembling.scoring.gpu_step import cuda_available
 
         if not cuda_available():
             pytest.skip("no CUDA device here")
@@ -107,7 +107,7 @@ def test_the_device_counts_select_like_the_cpu(where):
 
 
 def test_device_names_are_checked():
-    from ensembling.gpu_step import cuda_available, resolve_device
+    from ensembling.scoring.gpu_step import cuda_available, resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if cuda_available() else "cpu")
@@ -119,7 +119,7 @@ def test_device_names_are_checked():
 
 
 def test_scorers_of_one_selection_share_the_device_copy():
-    from ensembling.gpu_step import DeviceCounts
+    from ensembling.scoring.gpu_step import DeviceCounts
 
     oofs, truth = sparse_oofs((4, 2, 8, 40), 2, seed=1)
     first = DeviceCounts.shared(oofs, truth, "cpu")

@@ -18,7 +18,7 @@ from core.config import TrialConfig, from_flat
 from core.contract import StudyFolder
 from core.models import build_model, save_weights
 from ensembling import export, predict, select
-from ensembling.predictor import Predictor
+from ensembling.runtime.predictor import Predictor
 
 pytestmark = pytest.mark.slow  # the session's tiny study, MLflow, two selections: ~40 s
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ensembling.greedy import GreedyConfig, greedy_select
+from ensembling.scoring.greedy import GreedyConfig, greedy_select
 
 
 def blend_score(preds: Sequence[np.ndarray], target: np.ndarray, counts: dict[int, int]) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ensembling.manifest import CLASSIFICATION, Manifest, ManifestError, read_manifest, write_manifest
+from ensembling.runtime.manifest import CLASSIFICATION, Manifest, ManifestError, read_manifest, write_manifest
 
 MEMBER = {"trial_id": "t0", "candidate_id": "t0/ema", "snapshot": "ema", "weight": 0.5, "oof_score": 0.9, "config": {"tta": "hflip"},
           "tta": "hflip", "input_size": [64, 96], "checkpoints": ["trials/t0/fold0/model.safetensors"], "ms_per_image": 3.0}

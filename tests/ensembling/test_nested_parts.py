@@ -1,4 +1,4 @@
-"""``ensembling.nested.outer_parts``: which images each round of the nested estimate holds out."""
+"""``ensembling.scoring.nested.outer_parts``: which images each round of the nested estimate holds out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from ensembling.nested import outer_parts
+from ensembling.scoring.nested import outer_parts
 
 
 def test_every_part_holds_images_of_every_fold_in_near_equal_shares() -> None:

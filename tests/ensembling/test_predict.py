@@ -15,7 +15,7 @@ from core.data.images import read_rgb
 from core.preprocess import resize_image, to_tensor
 from core.tta import predict_tta
 from ensembling import export, predict
-from ensembling.predictor import Predictor
+from ensembling.runtime.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

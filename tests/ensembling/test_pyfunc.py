@@ -15,7 +15,7 @@ from ensembling_helpers import copy_study
 
 from core.data.images import read_rgb
 from ensembling import export
-from ensembling.predictor import Predictor
+from ensembling.runtime.predictor import Predictor
 
 
 def _register(tiny_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
@@ -49,7 +49,7 @@ def test_registered_pyfunc_gives_the_predictors_masks_at_any_size(tiny_study: Pa
 @pytest.mark.slow
 def test_mlflow_models_predict_cli_gives_the_predictors_masks(tiny_study: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``mlflow models predict -m models:/NAME@champion`` (the CLI, in its own process, the local environment)."""
-    from ensembling.pyfunc import log_export
+    from ensembling.runtime.pyfunc import log_export
 
     monkeypatch.chdir(tmp_path)
     study = copy_study(tiny_study, tmp_path)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.data.rle import rle_decode, rle_encode
-from ensembling.submission import (
+from ensembling.runtime.submission import (
     SampleLayout,
     build_submission,
     read_sample,

@@ -1,6 +1,6 @@
 """Batches of images read by a pool of workers while the batch before them is predicted.
 
-Shared by the mask and the label predict (``ensembling.predict``, ``ensembling.predict_classes``):
+Shared by the mask and the label predict (``ensembling.predict``, ``ensembling.runtime.predict_classes``):
 at most ``READ_AHEAD`` batches are being read at once, so memory stays a few batches of images
 whatever the number of images.
 """

@@ -2,9 +2,9 @@
 
 Per group of images the candidates' uint8 OOF go to the device (or stay there: when every candidate
 fits in a share of the free device memory they are copied once and every later step reads them
-there), the blend's sum is built on the device, and ``ensembling.counting_gpu`` counts every candidate
+there), the blend's sum is built on the device, and ``ensembling.scoring.counting_gpu`` counts every candidate
 in one launch (Triton's fused histogram, or plain torch where Triton is missing). The counts come back
-as the CPU's fused pass gives them (``ensembling.fused``), and the tuner scores them on the CPU.
+as the CPU's fused pass gives them (``ensembling.scoring.fused``), and the tuner scores them on the CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from core.metrics import THRESHOLDS
-from ensembling.counting import blend_levels
+from ensembling.scoring.counting import blend_levels
 
 RESIDENT_SHARE = 0.6  # of the device's free memory the OOF may take to stay on it between steps
 
@@ -62,7 +62,7 @@ class DeviceCounts:
     def __init__(self, oofs: Sequence[np.ndarray], truth: np.ndarray, device: str = "cuda", path: str | None = None) -> None:
         import torch
 
-        from ensembling.counting_gpu import PATHS
+        from ensembling.scoring.counting_gpu import PATHS
 
         self.torch, self.oofs, self.truth, self.device = torch, oofs, truth, torch.device(device)
         if path is None:

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ensembling.counting import bin_table, blend_levels, numba
+from ensembling.scoring.counting import bin_table, blend_levels, numba
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # GNU OpenMP's spinning threads stall every short parallel region when other processes share the cores

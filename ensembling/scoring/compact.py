@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensembling.counting import bin_table, numba
+from ensembling.scoring.counting import bin_table, numba
 
 
 @dataclass

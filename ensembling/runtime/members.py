@@ -10,7 +10,7 @@ import torch
 from core.config import TrialConfig, from_flat
 from core.contract import check_weights
 from core.models import build_model, load_weights
-from ensembling.manifest import MemberEntry
+from ensembling.runtime.manifest import MemberEntry
 
 
 @dataclass

@@ -4,8 +4,8 @@
 folder's ``code/``) into the study's experiment, registers it under the user's name and points the
 alias ``champion`` at the new version. Input: float32 RGB images (N, 3, H, W) in 0..255, any H and W
 (the signature leaves both free); output: uint8 0/1 masks (N, C, H, W), the same masks as
-``ensembling.predictor.Predictor``; a classification export gives float32 probabilities (N, K), calibrated
-as selected (``ensembling.class_predictor``). Loaded with ``mlflow.pyfunc.load_model("models:/NAME@champion")``
+``ensembling.runtime.predictor.Predictor``; a classification export gives float32 probabilities (N, K), calibrated
+as selected (``ensembling.runtime.class_predictor``). Loaded with ``mlflow.pyfunc.load_model("models:/NAME@champion")``
 or served by ``mlflow models predict -m models:/NAME@champion --env-manager local``.
 """
 
@@ -31,13 +31,13 @@ class EnsembleModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         from core.contract import ENSEMBLE_JSON
-        from ensembling.manifest import read_manifest
-        from ensembling.predictor import Predictor
+        from ensembling.runtime.manifest import read_manifest
+        from ensembling.runtime.predictor import Predictor
 
         folder = Path(context.artifacts["export"])
         manifest = read_manifest(folder / ENSEMBLE_JSON)
         if manifest.is_classification:
-            from ensembling.class_predictor import load_class_predictor
+            from ensembling.runtime.class_predictor import load_class_predictor
 
             self.classes = load_class_predictor(folder, manifest)
         else:
@@ -80,7 +80,7 @@ def log_export(study_dir: Path, export_dir: Path, name: str) -> str:
     with alias ``champion``; returns the new version."""
     from core.contract import ENSEMBLE_JSON, EXPORT_CODE, StudyFolder
     from core.tracking import resolve_uri, use_experiment
-    from ensembling.manifest import read_manifest
+    from ensembling.runtime.manifest import read_manifest
 
     manifest = read_manifest(export_dir / ENSEMBLE_JSON)
     tracking = StudyFolder(study_dir).read_config().get("mlflow") or {}

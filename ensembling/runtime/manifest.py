@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # building a manifest needs a study; reading one (the offline
     from core.data.study import Study
     from core.postprocess import Tuned
     from core.store import TrialRecord
-    from ensembling.greedy import Selection
+    from ensembling.scoring.greedy import Selection
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)

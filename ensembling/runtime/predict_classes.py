@@ -2,7 +2,7 @@
 
 Before any model runs, every test image the sample names is found and decoded once (a bad one is one line
 naming it); then batches (any sizes: each member resizes to its own) are read ahead by a pool of threads
-and predicted, and the submission is built in the sample's layout (``ensembling.class_submission``),
+and predicted, and the submission is built in the sample's layout (``ensembling.runtime.class_submission``),
 validated, and written with its sidecar naming the ensemble.
 """
 
@@ -20,16 +20,16 @@ from tqdm import tqdm
 from core.atomic import write_json
 from core.contract import sidecar
 from core.data.images import read_rgb
-from ensembling.class_predictor import load_class_predictor
-from ensembling.class_submission import (
+from ensembling.runtime.class_predictor import load_class_predictor
+from ensembling.runtime.class_submission import (
     build_class_submission,
     image_file,
     read_class_sample,
     validate_class_submission,
     write_class_submission,
 )
-from ensembling.manifest import Manifest
-from ensembling.read_ahead import read_ahead
+from ensembling.runtime.manifest import Manifest
+from ensembling.runtime.read_ahead import read_ahead
 
 
 def predict_classes(manifest: Manifest, model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from core.postprocess import apply_postprocessing as apply_steps
 from core.postprocess.apply import steps_of
 from core.preprocess import resize_image, resize_probs, to_tensor
 from core.tta import views
-from ensembling.class_predictor import ClassPredictor
-from ensembling.classify import skipped
-from ensembling.manifest import read_manifest
-from ensembling.members import Member, load_member
+from ensembling.runtime.class_predictor import ClassPredictor
+from ensembling.runtime.decide import skipped
+from ensembling.runtime.manifest import read_manifest
+from ensembling.runtime.members import Member, load_member
 
 
 class Predictor:

@@ -1,7 +1,7 @@
 """Per-pair counts of a blend at every threshold: the reference the fast paths are tested against.
 
-Selection counts with ``ensembling.fused`` (the dense pass, one read per candidate) or
-``ensembling.compact``; this module keeps the straightforward pass per chunk and candidate
+Selection counts with ``ensembling.scoring.fused`` (the dense pass, one read per candidate) or
+``ensembling.scoring.compact``; this module keeps the straightforward pass per chunk and candidate
 (``BlendScorer(fused=False)``), and the lookup tables every path shares.
 
 A blend of members with integer counts (weights = counts / W) is ``s = sum(count_i * u8_i)`` per pixel;

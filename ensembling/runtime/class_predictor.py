@@ -3,7 +3,7 @@
 Each member sees the image at its own training size; every TTA view of a batch goes through a model in
 one forward pass (bf16 autocast on a GPU); softmax (single-label) or sigmoid (multi-label) probabilities
 are averaged over views and fold models, blended by the members' weights, then the tuned temperature is
-applied (``ensembling.classify``), and decisions use the tuned per-class thresholds (or the argmax).
+applied (``ensembling.scoring.class_knobs``), and decisions use the tuned per-class thresholds (or the argmax).
 The same class serves a segmentation ensemble's gate (its ``gate`` section). Needs torch, timm, numpy.
 """
 
@@ -16,9 +16,9 @@ import torch
 
 from core.preprocess import resize_image, to_tensor
 from core.tta import views
-from ensembling.classify import apply_temperature, decisions
-from ensembling.manifest import ClassSection, Manifest
-from ensembling.members import Member, load_member
+from ensembling.runtime.decide import apply_temperature, decisions
+from ensembling.runtime.manifest import ClassSection, Manifest
+from ensembling.runtime.members import Member, load_member
 
 
 class ClassPredictor:

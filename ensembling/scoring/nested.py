@@ -26,7 +26,7 @@ import numpy as np
 
 from core.metrics import score_masks
 from core.postprocess import Tuned, apply_postprocessing
-from ensembling.blend import BlendScorer
+from ensembling.scoring.blend import BlendScorer
 
 NESTED_SPLITS = ("images", "folds")
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from core.metrics import THRESHOLDS
-from ensembling.counting import bin_table
+from ensembling.scoring.counting import bin_table
 
 BINS = len(THRESHOLDS) + 1
 

@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from core.metrics import MIN_AREA_FRACTIONS, THRESHOLDS, dice_sums, pair_counts, quantize, threshold_levels
 from core.postprocess import PairStats, Tuner, image_probs_from
-from ensembling.compact import CompactChunk, compact_chunk, count_compact
-from ensembling.counting import blend_levels, count_blend
-from ensembling.fused import StepChunk, idle_threads, numba
+from ensembling.scoring.compact import CompactChunk, compact_chunk, count_compact
+from ensembling.scoring.counting import blend_levels, count_blend
+from ensembling.scoring.fused import StepChunk, idle_threads, numba
 
 COMPACT_CHUNK = 256  # images gathered at a time: 256 x 4 x 64 x 400 is 26 MB per candidate read
 STEP_CHUNK = 128  # images per fused read: few calls; the blend's uint16 sum (26 MB at 1/4 scale) is read only where a block can pass
@@ -79,9 +79,9 @@ class BlendScorer:
 
     ``rows`` restricts scoring to some images (the nested estimate's K-1 folds). Two exact ways to count,
     chosen on first use (``path``): ``compact``, the pixels that can pass a threshold gathered once
-    (``ensembling.compact``), when they are few; otherwise ``fused``, every pixel, with the current blend
-    built once per chunk of images and each candidate's bytes read once (``ensembling.fused``). The
-    reference pass (``fused=False``, ``ensembling.counting``) is kept for tests. Components are tuned once
+    (``ensembling.scoring.compact``), when they are few; otherwise ``fused``, every pixel, with the current blend
+    built once per chunk of images and each candidate's bytes read once (``ensembling.scoring.fused``). The
+    reference pass (``fused=False``, ``ensembling.scoring.counting``) is kept for tests. Components are tuned once
     the members are chosen, not per candidate.
     """
 
@@ -104,11 +104,11 @@ class BlendScorer:
         self.rows = np.arange(len(truth)) if rows is None else np.sort(np.asarray(rows))
         self.area_px = int(truth.shape[2] * truth.shape[3])
         self.compact, self.max_compact_bytes, self.max_kept_share = compact, max_compact_bytes, max_kept_share
-        self.fused = fused  # the dense pass: one read per candidate (ensembling.fused), or the reference count_blend
-        self.device = device  # cpu, or a torch device (cuda) counting the dense pass there (ensembling.gpu_step)
+        self.fused = fused  # the dense pass: one read per candidate (ensembling.scoring.fused), or the reference count_blend
+        self.device = device  # cpu, or a torch device (cuda) counting the dense pass there (ensembling.scoring.gpu_step)
         self._device_counts = None
         if device != "cpu":
-            from ensembling.gpu_step import DeviceCounts
+            from ensembling.scoring.gpu_step import DeviceCounts
 
             self.compact = False  # the device reads every pixel faster than the CPU gathers the few that matter
             self._device_counts = DeviceCounts.shared(oofs, truth, device)
@@ -127,7 +127,7 @@ class BlendScorer:
         return "dense, fused (each candidate's bytes read once a step)" if self.fused else "dense, reference (per chunk and candidate)"
 
     def compact_chunks(self) -> list[CompactChunk] | None:
-        """The pixels that can matter (``ensembling.compact``), gathered on first use; None past the memory cap."""
+        """The pixels that can matter (``ensembling.scoring.compact``), gathered on first use; None past the memory cap."""
         if self.compact and self._chunks is None:
             level = int(threshold_levels(self.tuner.threshold.grid).min())
             chunks, size = [], 0
