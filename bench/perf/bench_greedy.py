@@ -73,7 +73,7 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 def run_cpu(args: SimpleNamespace) -> dict:
     import ensembling.scoring.blend as blend
     from core.postprocess import Tuner
-    from ensembling import counting
+    from ensembling.scoring import counting
     from ensembling.scoring.blend import BlendScorer
 
     oofs, truth = make_data(args.images, args.candidates, noise=args.noise)

@@ -138,7 +138,7 @@ def test_blend_scorer_equals_tuning_the_blend_itself(data, rows, compact, fused)
 def test_compact_counts_score_like_the_dense_pass(use_numba) -> None:
     """Low values everywhere but a few blobs: most pixels are left out, the scores must not move."""
     from core.postprocess import Tuner
-    from ensembling import compact
+    from ensembling.scoring import compact
     from ensembling.scoring.blend import BlendScorer
 
     if use_numba and compact.numba is None:
