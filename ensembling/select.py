@@ -42,6 +42,8 @@ SELECT = Command(
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below (MLflow, torch: seconds)
     SELECT.answer_early(sys.argv[1:])
 
+from collections.abc import Callable
+
 import mlflow
 import numpy as np
 
@@ -49,17 +51,19 @@ from core.contract import ENSEMBLE_JSON
 from core.data.study import Study, open_study
 from core.metrics import get_metric
 from core.postprocess import GATE_BLEND_MAX, Tuned, Tuner, image_probs_from, list_steps
+from core.registry import Registry
 from core.store import TrialRecord, usable_trials, with_snapshots
 from core.targets import check_writable_folder
 from core.tracking import clean_params, numeric, parent_run_id, resolve_uri, use_experiment
 from ensembling.gate_study import GateSource, gate_from_study, gate_from_trial
 from ensembling.runtime.decide import skipped
-from ensembling.runtime.manifest import Manifest, build_manifest, write_manifest
+from ensembling.runtime.manifest import CLASSIFICATION, SEGMENTATION, Manifest, build_manifest, write_manifest
 from ensembling.scoring.blend import BlendScorer
 from ensembling.scoring.budget import Budget, curve
 from ensembling.scoring.gpu_step import resolve_device
 from ensembling.scoring.greedy import GreedyConfig, Selection, select_with_progress
 from ensembling.scoring.nested import Nested, nested_estimate, nested_words, outer_parts
+from ensembling.select_classes import is_classification, run_classes
 
 
 @dataclass
@@ -189,16 +193,15 @@ def greedy_config(args: dict[str, Any]) -> GreedyConfig:
 
 
 def run(args: dict[str, Any]) -> Manifest:
+    """Select the study's ensemble by its kind (masks here, image labels in ``ensembling.select_classes``)."""
     check_writable_folder(Path(args["study"]), "study", ENSEMBLE_JSON)  # before the OOF is read, not after the selection
     study = open_study(args["study"])
-    from ensembling.select_classes import is_classification, run_classes
+    kind = CLASSIFICATION if is_classification(study) else SEGMENTATION  # truth (N, K): image labels
+    return SELECTORS.get(kind)(study, args)
 
-    if is_classification(study):  # truth (N, K): image labels, selected by ensembling.select_classes
-        if "gate" in args:
-            raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
-        if "steps" in args:
-            raise ValueError(f"steps={args['steps']}: study {study.root} is a classification study; post-processing steps go with masks")
-        return run_classes(study, usable_trials(study), args, greedy_config(args))
+
+def select_masks(study: Study, args: dict[str, Any]) -> Manifest:
+    """A segmentation study: members, post-processing per class, maybe a classifier gate, under the budget."""
     budget = Budget(
         seconds=args.get("budget.seconds", Budget.seconds),
         images=args.get("budget.images", Budget.images),
@@ -224,6 +227,20 @@ def run(args: dict[str, Any]) -> Manifest:
     _log_mlflow(study, manifest, outcome)
     print(f"Next: python -m ensembling.export study={study.root} out=DIR")
     return manifest
+
+
+def select_labels(study: Study, args: dict[str, Any]) -> Manifest:
+    """A classification study: classifiers and their knobs (``ensembling.select_classes``)."""
+    if "gate" in args:
+        raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
+    if "steps" in args:
+        raise ValueError(f"steps={args['steps']}: study {study.root} is a classification study; post-processing steps go with masks")
+    return run_classes(study, usable_trials(study), args, greedy_config(args))
+
+
+SELECTORS: Registry[Callable[[Study, dict[str, Any]], Manifest]] = Registry("ensemble kind")
+SELECTORS.register(SEGMENTATION)(select_masks)
+SELECTORS.register(CLASSIFICATION)(select_labels)
 
 
 def report(manifest: Manifest, outcome: Outcome, budget: Budget) -> str:

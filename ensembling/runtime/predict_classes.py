@@ -8,7 +8,6 @@ validated, and written with its sidecar naming the ensemble.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +16,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from core.atomic import write_json
-from core.contract import sidecar
 from core.data.images import read_rgb
 from ensembling.runtime.class_predictor import load_class_predictor
 from ensembling.runtime.class_submission import (
@@ -30,6 +27,7 @@ from ensembling.runtime.class_submission import (
 )
 from ensembling.runtime.manifest import Manifest
 from ensembling.runtime.read_ahead import read_ahead
+from ensembling.runtime.sidecar import write_record
 
 
 def predict_classes(manifest: Manifest, model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:
@@ -58,16 +56,6 @@ def predict_classes(manifest: Manifest, model: Path, images: Path, sample: Path,
     validate_class_submission(frame, layout, names, predictor.multi_label)
     write_class_submission(frame, out)
     seconds = time.perf_counter() - began
-    record = {
-        "ensemble_id": manifest.ensemble_id,
-        "models": manifest.models,
-        "oof_score": manifest.oof_score,
-        "submission_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "images": len(files),
-        "seconds": seconds,
-        "predicting_seconds": predicting,
-        "device": str(predictor.device),
-    }
-    write_json(sidecar(out), record)
+    record = write_record(manifest, out, len(files), seconds, predicting, str(predictor.device))
     print(f"Wrote {out}: {len(frame)} rows ({layout.kind} layout), {len(files)} images in {seconds:.1f} s")
     return record

@@ -32,26 +32,19 @@ class EnsembleModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from core.contract import ENSEMBLE_JSON
         from ensembling.runtime.manifest import read_manifest
-        from ensembling.runtime.predictor import Predictor
+        from ensembling.runtime.tasks import runtime_task
 
         folder = Path(context.artifacts["export"])
         manifest = read_manifest(folder / ENSEMBLE_JSON)
-        if manifest.is_classification:
-            from ensembling.runtime.class_predictor import load_class_predictor
-
-            self.classes = load_class_predictor(folder, manifest)
-        else:
-            self.classes = None
-            self.predictor = Predictor(folder)
+        self.task = runtime_task(manifest)  # masks or image labels
+        self.predictor = self.task.load(folder, manifest, None)
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         batch = np.asarray(model_input, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected float32 RGB images (N, 3, H, W), got shape {batch.shape}")
         images = [np.clip(np.rint(image.transpose(1, 2, 0)), 0, 255).astype(np.uint8) for image in batch]
-        if getattr(self, "classes", None) is not None:
-            return self.classes.probabilities(images).astype(np.float32)
-        return np.stack(list(self.predictor.masks(images))).astype(np.uint8)
+        return self.task.outputs(self.predictor, images)
 
 
 def signature(num_classes: int, labels: bool = False) -> ModelSignature:
