@@ -33,8 +33,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def loaded(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the refusal")
 
-    monkeypatch.setattr(predict, "Predictor", loaded)
-    monkeypatch.setattr(predict, "predict_classes", loaded)
+    monkeypatch.setattr(predict, "runtime_task", loaded)  # what picks and runs the predictor of masks or labels
 
 
 def _args(model: Path, data: Path, out: object, *extra: str) -> list[str]:
