@@ -162,10 +162,7 @@ def _ids(ids: list[str], most: int = 6) -> str:
 
 def _nodes_of(result: Any) -> list[str]:
     """The nodes a trial reported from, in order (a retry on another node adds one)."""
-    try:
-        frame = result.metrics_dataframe
-    except Exception:
-        return []
+    frame = getattr(result, "metrics_dataframe", None)  # None where Tune kept no result rows
     if frame is None or "node_ip" not in frame:
         return []
     nodes: list[str] = []
