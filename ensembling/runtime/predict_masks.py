@@ -59,7 +59,7 @@ def _batches(ids: list[str], shapes: dict[str, tuple[int, int]], size: int) -> l
 
 def predict_masks(manifest: Manifest, model: Path, images: Path, sample: Path, out: Path, batch_size: int, device: str | None, workers: int) -> dict[str, Any]:
     began = time.perf_counter()
-    predictor = Predictor(model, device)
+    predictor = Predictor(model, device, manifest)
     # --- data layer (issue 11): formats that write their own layout (carvana CSV, folder PNG masks) ---
     fmt = predictor.manifest.data.get("format")
     if fmt in ("carvana", "folder"):

@@ -23,16 +23,16 @@ from core.preprocess import resize_image, resize_probs, to_tensor
 from core.tta import views
 from ensembling.runtime.class_predictor import ClassPredictor
 from ensembling.runtime.decide import skipped
-from ensembling.runtime.manifest import read_manifest
+from ensembling.runtime.manifest import Manifest, read_manifest
 from ensembling.runtime.members import Member, load_member
 
 
 class Predictor:
     """Load an exported ensemble once, then predict masks for batches of RGB images."""
 
-    def __init__(self, folder: str | Path, device: str | None = None) -> None:
+    def __init__(self, folder: str | Path, device: str | None = None, manifest: Manifest | None = None) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder / ENSEMBLE_JSON)
+        self.manifest = manifest or read_manifest(self.folder / ENSEMBLE_JSON)  # predict has read it already
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.num_classes = self.manifest.num_classes

@@ -35,7 +35,7 @@ class RuntimeTask:
 
 RUNTIME_TASKS: Registry[RuntimeTask] = Registry("ensemble kind")
 RUNTIME_TASKS.register(SEGMENTATION)(RuntimeTask(
-    "masks", predict_masks, lambda folder, _, device: Predictor(folder, device),
+    "masks", predict_masks, lambda folder, manifest, device: Predictor(folder, device, manifest),
     lambda predictor, images: np.stack(list(predictor.masks(images))).astype(np.uint8),
 ))
 RUNTIME_TASKS.register(CLASSIFICATION)(RuntimeTask(
