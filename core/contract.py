@@ -51,6 +51,8 @@ MLFLOW_RUNS = "mlflow_runs.json"  # the study's MLflow parent run and trial_id -
 REFIT = "refit"  # trials/<id>/refit/model.safetensors: the trial's config retrained on every training image
 ENSEMBLES_JSON = "ensembles.json"  # <study>/ensembles.json: every exported ensemble by its id (scores, members)
 LEADERBOARD_JSON = "leaderboard.json"  # <study>/leaderboard.json: recorded leaderboard scores of submissions
+PLAN_JSON = "plan.json"  # <study>/plan.json: a time_budget search's plan and how it spent the time (search/planner.py)
+EXTRA_DIR = "extra"  # <study>/extra/<name>/: extra training targets (pseudo-labelled test images, a teacher's soft targets)
 
 # An export folder: the manifest, members/<trial_id>/ (weights, config), code/ (the predictor's modules),
 # the one-command runner and README, and the marker that says we wrote it (so a later export may replace it).
@@ -151,6 +153,14 @@ class StudyFolder:
     @property
     def leaderboard_json(self) -> Path:
         return self.root / LEADERBOARD_JSON
+
+    @property
+    def plan_json(self) -> Path:
+        return self.root / PLAN_JSON
+
+    @property
+    def extra_dir(self) -> Path:
+        return self.root / EXTRA_DIR
 
     def trial(self, trial_id: str) -> TrialFolder:
         return TrialFolder(self.trials_dir / trial_id)
