@@ -21,12 +21,13 @@ from typing import Any
 from ensembling.cli import FLAG, TEXT, Command, Key, Typed, command
 
 REFIT = Command(
-    "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [force=false]",
+    "python -m ensembling.refit study=STUDY_DIR [ray.address=HOST:PORT|local] [threads=0] [epochs=0] [force=false]",
     "Train each member of the selected ensemble once more on all the data, for its own epochs; export with models=refit.",
     {
         "study": Key("the study folder whose ensemble.json ensembling.select wrote"),
         "ray.address": Key("train the members as Ray tasks on this cluster (local: a Ray of its own); null: one by one here", None, TEXT),
         "threads": Key("torch CPU threads (0: torch's default)", 0, Typed(int, 0)),
+        "epochs": Key("epochs each member trains on all the data (0: its own train.epochs)", 0, Typed(int, 0)),
         "force": Key("train again the members refit before", False, FLAG),
     },
 )
@@ -41,8 +42,9 @@ from core.targets import check_writable_folder
 from ensembling.runtime.manifest import read_manifest
 
 
-def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0) -> dict[str, Any]:
-    """Train one config on every training image of the study; returns what refit/metrics.json holds."""
+def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads: int = 0, epochs: int = 0) -> dict[str, Any]:
+    """Train one config on every training image of the study (for ``epochs``, 0: its own); returns what
+    refit/metrics.json holds (``config`` the member's as selected, ``epochs`` those trained)."""
     import numpy as np
     import torch
 
@@ -54,7 +56,7 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     from trainables.loop import autocast_dtype
     from trainables.validate import parse_config
 
-    cfg = parse_config(config)
+    cfg = parse_config({**config, "train.epochs": epochs} if epochs else config)
     if threads or cfg.train.threads:
         torch.set_num_threads(threads or cfg.train.threads)
     study = open_study(study_dir)
@@ -81,8 +83,8 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     return metrics
 
 
-def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dict[str, Any]]]:
-    """(trial id, config) of each selected member not yet refit with its current config."""
+def pending_members(study_dir: Path, force: bool = False, epochs: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """(trial id, config) of each selected member not yet refit with its current config (and ``epochs``, if given)."""
     study = StudyFolder(study_dir)
     manifest = read_manifest(study.ensemble_json)
     todo: list[tuple[str, dict[str, Any]]] = []
@@ -91,29 +93,31 @@ def pending_members(study_dir: Path, force: bool = False) -> list[tuple[str, dic
             continue  # two candidates of one trial (snapshots) share its config: one refit
         trial = study.trial(member.trial_id)
         done = trial.refit_metrics.is_file() and trial.refit_weights.is_file()
-        if done and not force and read_json_file(trial.refit_metrics).get("config") == member.config:
+        recorded = read_json_file(trial.refit_metrics) if done else {}
+        same_epochs = not epochs or recorded.get("epochs") == epochs
+        if done and not force and recorded.get("config") == member.config and same_epochs:
             print(f"  {member.trial_id}: already refit, kept (force=true to train again)")
             continue
         todo.append((member.trial_id, member.config))
     return todo
 
 
-def refit(study_dir: Path, address: str | None = None, threads: int = 0, force: bool = False) -> list[dict[str, Any]]:
+def refit(study_dir: Path, address: str | None = None, threads: int = 0, force: bool = False, epochs: int = 0) -> list[dict[str, Any]]:
     study_dir = study_dir.expanduser().resolve()
-    todo = pending_members(study_dir, force)
+    todo = pending_members(study_dir, force, epochs)
     for trial_id, _ in todo:  # where each refit lands, tried before any training
         check_writable_folder(StudyFolder(study_dir).trial(trial_id).root, "study", f"trials/{trial_id}/refit/", study_dir)
     if not todo:
         return []
     if address:
-        return _refit_on_ray(study_dir, todo, address, threads)
+        return _refit_on_ray(study_dir, todo, address, threads, epochs)
     results = []
     for trial_id, config in tqdm(todo, desc="refitting", unit="member"):
-        results.append(refit_member(config, str(study_dir), trial_id, threads))
+        results.append(refit_member(config, str(study_dir), trial_id, threads, epochs))
     return results
 
 
-def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], address: str, threads: int) -> list[dict[str, Any]]:
+def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], address: str, threads: int, epochs: int = 0) -> list[dict[str, Any]]:
     """The thin Ray edge: one task per member on the cluster, each with the CPUs it will use."""
     import ray
 
@@ -121,7 +125,7 @@ def _refit_on_ray(study_dir: Path, todo: list[tuple[str, dict[str, Any]]], addre
 
     with ray_started(None if address == "local" else address, None):
         task = ray.remote(num_cpus=max(threads, 1), max_retries=1)(refit_member)
-        refs = [task.remote(config, str(study_dir), trial_id, threads) for trial_id, config in todo]
+        refs = [task.remote(config, str(study_dir), trial_id, threads, epochs) for trial_id, config in todo]
         results = []
         with tqdm(total=len(refs), desc="refitting on Ray", unit="member") as bar:
             remaining = list(refs)
@@ -136,7 +140,7 @@ def main(argv: list[str]) -> int:
     def body() -> None:
         args = REFIT.parse(argv)
         study_dir = Path(args["study"])
-        results = refit(study_dir, args.get("ray.address") or None, args.get("threads", 0), args.get("force", False))
+        results = refit(study_dir, args.get("ray.address") or None, args.get("threads", 0), args.get("force", False), args.get("epochs", 0))
         for result in results:
             print(f"  {result['trial_id']}: {result['epochs']} epoch(s) on {result['images']} images in {result['seconds']:.1f} s")
         print(f"Next: python -m ensembling.export study={study_dir} out=DIR models=refit")

@@ -61,14 +61,14 @@ def run_stages(plan: Any, study_dir: Path, tags: dict[str, str], resuming: bool 
     where = WhereTable(kinds=node_kinds())
     grids = []
     for stage in stage_runs(plan, read_trials(study_dir)):
-        grids.append(_run(place(stage), plan, study_dir, tags, where, resuming, interrupts))
+        grids.append(run_stage(place(stage), plan, study_dir, tags, where, resuming, interrupts))
     if plan.config.stage == "both" and not interrupts.received:
         full = full_run(plan, read_trials(study_dir))
-        grids.append(_run(place(full), plan, study_dir, tags, where, resuming, interrupts))
+        grids.append(run_stage(place(full), plan, study_dir, tags, where, resuming, interrupts))
     return where, [grid for grid in grids if grid is not None]
 
 
-def _run(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], where: WhereTable, resuming: bool, interrupts: Interrupts) -> Any:
+def run_stage(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], where: WhereTable, resuming: bool, interrupts: Interrupts) -> Any:
     if stage.num_samples == 0:
         print(f"Stage {stage.name}: nothing to run (every promoted configuration is already trained in full)")
         return None
@@ -80,7 +80,9 @@ def _run(stage: StageRun, plan: Any, study_dir: Path, tags: dict[str, str], wher
             if known is not None:
                 remove_unrecorded(study_dir, known)
     else:
-        if stage.from_screen:
+        if stage.why:
+            print(f"Stage {stage.name}: {stage.why}", flush=True)
+        elif stage.from_screen:
             print(f"Stage full: promoting the best {len(stage.points)} screened configuration(s): {stage.points}", flush=True)
         tuner = make_tuner(plan, study_dir, tags, stage=stage, where=where)
     with interrupts.fitting():

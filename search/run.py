@@ -27,11 +27,14 @@ from core.data.inspect import write_data_picture
 from core.data.study import StudyConfig, check_study_data, prepare_study, resolve_root, study_record
 from core.errors import exit_status
 from core.tracking import check_store, clean_params, numeric, resolve_uri, ui_command, use_experiment
-from search.cluster import describe, run_stages, runs_link
+from search.budget_run import Budgeted, finish_budgeted, run_budgeted
+from search.cluster import describe, node_kinds, run_stages, runs_link
 from search.config import Plan, load_plan, resolved
 from search.lock import StudyLock
 from search.mlflow_runs import FAILED, FINISHED, KILLED, RunBook, close_left_running, open_parent
 from search.outcome import Outcome, error_files, outcome
+from search.planner import BudgetPlan
+from search.progress import WhereTable
 from search.resume import begun, check_same_search, check_study_place, fresh_name, make_study_folder
 from search.session import Interrupts
 from search.stages import tune_location
@@ -86,7 +89,10 @@ def prepare(plan: Plan) -> Path:
 
 def run(plan: Plan) -> int:
     """Search (or continue searching) the study; returns the exit status (see Outcome.status)."""
+    started = time.time()  # a time budget counts from the command's start
     study_dir = choose_study(plan)
+    budgeted: Budgeted | None = None
+    finished_plan = None
     # search/session.py: the first Ctrl-C/SIGTERM/SIGHUP stops Tune gracefully; the lock, runs and Ray end cleanly
     with StudyLock(StudyFolder(study_dir).lock), Interrupts() as interrupts:
         resuming = _begun(plan, study_dir)
@@ -97,9 +103,15 @@ def run(plan: Plan) -> int:
             with ray_for(plan, interrupts):
                 if resuming:
                     print(f"Resuming study {plan.config.study_name}: finished trials are kept, unfinished ones go on from their last checkpoint")
-                # search/cluster.py: each stage placed on its nodes, restored where it had begun, run
-                where, grids = run_stages(plan, study_dir, {"study": str(study_dir)}, resuming, interrupts)
+                if plan.config.time_budget:  # search/budget_run.py: measured, planned, screened, finalists trained
+                    where = WhereTable(kinds=node_kinds())
+                    budgeted, grids = run_budgeted(plan, study_dir, {"study": str(study_dir)}, where, resuming, interrupts, started)
+                else:  # search/cluster.py: each stage placed on its nodes, restored where it had begun, run
+                    where, grids = run_stages(plan, study_dir, {"study": str(study_dir)}, resuming, interrupts)
                 result = _outcome(study_dir, grids, interrupts.name)
+            if budgeted is not None and result.finished and not result.interrupted:
+                finished_plan = finish_budgeted(plan, study_dir, budgeted)  # select, refit: after Ray, in this process
+                client.log_artifact(parent, str(StudyFolder(study_dir).plan_json))
             if result.finished:
                 # screening trials (one fold) count only when no trial trained every fold
                 best = max([t for t in result.finished if t.complete] or result.finished, key=lambda t: t.score)
@@ -115,7 +127,7 @@ def run(plan: Plan) -> int:
                 book = RunBook(study_dir)
                 close_left_running(client, str(book.experiment_id), study_dir, book, reason=f"the search ended {status}")
             client.set_terminated(parent, status)
-    print_summary(plan, study_dir, result, str(plan.config.mlflow.uri))
+    print_summary(plan, study_dir, result, str(plan.config.mlflow.uri), finished_plan)
     print(f"\nWhat ran where (every trial of the study, earlier runs' too):\n{where.summary() or 'no trial ran'}")
     print(f"Runs table: {runs_link(str(plan.config.mlflow.uri), str(plan.config.mlflow.experiment))}")
     return result.status
@@ -163,7 +175,7 @@ def _outcome(study_dir: Path, grids: list[Any], interrupted: str = "") -> Outcom
     return Outcome(finished=finished, failed=failed, unfinished=[u for o in parts for u in o.unfinished], interrupted=interrupted)
 
 
-def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> None:
+def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str, budget_plan: BudgetPlan | None = None) -> None:
     trials = result.finished
     print(f"\nStudy {plan.config.study_name}: {len(trials)} finished trial(s) in {study_dir}")
     if trials:
@@ -181,6 +193,8 @@ def print_summary(plan: Plan, study_dir: Path, result: Outcome, uri: str) -> Non
         print(f"Interrupted ({result.interrupted}){unfinished}: run the same command to go on (from the newest checkpoints).")
     elif result.unfinished:
         print(f"Interrupted with {len(result.unfinished)} trial(s) unfinished: run the same command to go on.")
+    elif budget_plan is not None:  # the planner selected (and refit): export is next
+        print(f"Next:   python -m ensembling.export study={study_dir} out=DIR models={budget_plan.export_models}")
     elif trials:
         print(f"Next:   python -m ensembling.select study={study_dir}")
     else:

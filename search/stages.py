@@ -36,6 +36,7 @@ class StageRun:
     plan: Any  # the search.config.Plan this stage runs (fixed keys with the stage's overrides)
     points: list[dict[str, Any]] = field(default_factory=list)  # promoted configurations, tried as given
     from_screen: bool = False  # trains the promoted points, not fresh samples
+    why: str = ""  # what the stage trains, in words (the budget planner's finalists say it themselves)
     kind: str | None = None  # the node resource its trials ask for (search/placement.py)
     resources: dict[str, float] | None = None  # each trial's request, once placed (cpu, gpu, kind)
 

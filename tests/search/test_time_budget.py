@@ -1,11 +1,13 @@
-"""time_budget=: the parsing, the rule, the searcher wrapper on a clock the test moves, and a real search."""
+"""time_budget=: the parsing, the screen's gate on a clock the test moves, and a real budgeted search (search/planner.py plans it)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
 import pytest
+import yaml
 from ray.tune.search import Searcher
 from searching import Search
 
@@ -74,15 +76,38 @@ def test_without_a_search_space_every_trial_gets_the_fixed_configuration() -> No
 
 
 @pytest.mark.slow
-def test_a_search_with_a_budget_finishes_every_trial_it_started_and_starts_no_more(tmp_path: Path) -> None:
-    # six trials asked; one at a time, each ~ tens of seconds: a 1 s budget lets only the first wave start
-    search = Search(tmp_path, extra=("trials=6", "ray.max_concurrent=1", "time_budget=1", "scheduler.grace_period=2"))
+def test_a_budgeted_search_plans_trains_selects_and_refits_and_says_how_it_spent_the_time(tmp_path: Path) -> None:
+    search = Search(tmp_path, extra=("time_budget=4m",))
     try:
-        rc, log = search.run()
+        rc, log = search.run(timeout=600)
         assert rc == 0, log
-        assert "time_budget:" in log and "no new trial starts" in log, log
-        finished = search.finished()
-        assert 1 <= len(finished) < 6, log
-        assert {p.name.removeprefix("ray-") for p in search.study_dir.glob("ray-*")} == set(finished)  # none cut short
+        assert "Plan for time_budget=240s" in log and "How the time went" in log, log
+        plan = json.loads((search.study_dir / "plan.json").read_text())
+        stages = plan["stages"]
+        assert list(stages) == ["setup", "screen", "finalists", "select", "refit", "reserve"]
+        assert stages["finalists"]["spent"] > 0 and stages["select"]["spent"] > 0
+        epochs = max(1, stages["finalists"]["epochs"])
+        complete = [t for t in search.finished() if json.loads((search.study_dir / "trials" / t / "metrics.json").read_text())["complete"]]
+        assert complete, log
+        for trial in complete:  # the planner's epochs reached the finalists
+            assert yaml.safe_load((search.study_dir / "trials" / trial / "config.yaml").read_text())["train.epochs"] == epochs
+        members = {m["trial_id"] for m in json.loads((search.study_dir / "ensemble.json").read_text())["members"]}
+        assert members <= set(complete)
+        if plan["export_models"] == "refit":
+            for member in members:
+                refit = json.loads((search.study_dir / "trials" / member / "refit" / "metrics.json").read_text())
+                assert refit["epochs"] == stages["refit"]["epochs"] >= epochs
+        else:
+            assert "fold models are exported" in stages["refit"]["outcome"], stages["refit"]
+        assert f"models={plan['export_models']}" in log
+        # a budget that cannot hold one epoch is refused before any trial starts, saying what it needs
+        (tmp_path / "small").mkdir()
+        again = Search(tmp_path / "small", extra=("time_budget=1",))
+        try:
+            rc, log = again.run(timeout=300)
+            assert rc == 2 and "time_budget=1s cannot train one epoch" in log and "give at least time_budget=" in log, log
+            assert again.finished() == [] and not list(again.study_dir.glob("ray-*")), log
+        finally:
+            again.close()
     finally:
         search.close()
