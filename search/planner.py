@@ -14,7 +14,8 @@ top; of the rest ``A``:
 - **finalists and refit** (the rest, sized together): the best configurations, one per lane (trials
   side by side), train every fold at full scale for ``E`` epochs, validated three times so that their
   learning curves say how long to train; then each is refit on every image for at least ``E`` epochs.
-  ``E`` is the most epochs for which both fit. The finalists' OOF is what selection and the tuned
+  ``E`` is the most epochs for which both fit. Where that ``E`` is under the space's epochs, no refit is
+  planned and the finalists take the whole share (:func:`finalists_and_refit`). The finalists' OOF is what selection and the tuned
   post-processing stand on. With fewer distinct configurations than lanes, the best one is trained again
   with the next seed (a seed ensemble). When the screen ends, the finalists are re-planned from the time
   left, at the pace and the per-trial overhead the screen measured.
@@ -177,6 +178,18 @@ def refit_time_epochs(facts: Facts, seconds: float, members: int) -> int:
     return max(0, int((seconds - members * facts.trial_overhead_s) // per_epoch))
 
 
+def finalists_and_refit(facts: Facts, seconds: float, members: int) -> tuple[int, bool]:
+    """The finalists' epochs in ``seconds`` and whether a refit is planned after them.
+
+    A refit is planned only where, sized together, the finalists still train the space's epochs; on a
+    tighter budget the finalists take all the time and their fold models are the ensemble (a refit
+    bought with half the finalists' epochs is not expected to pay)."""
+    together = joint_epochs(facts, seconds, members)
+    if together >= facts.space_epochs:
+        return together, True
+    return finalist_epochs(facts, seconds), False
+
+
 def make_plan(facts: Facts, setup_s: float = 0.0) -> BudgetPlan:
     """The first plan, once the setup (Ray, the store, the timing) has spent ``setup_s`` of the budget:
     the shares are of what is left. :func:`too_small` says when it cannot hold one finalist epoch."""
@@ -185,26 +198,36 @@ def make_plan(facts: Facts, setup_s: float = 0.0) -> BudgetPlan:
     work = left - reserve.seconds
     k = facts.lanes
     screen = screen_stage(facts, SHARES["screen"] * left)
-    if screen.trials and joint_epochs(facts, work - screen.seconds, k) < facts.space_epochs:
-        no_more = joint_epochs(facts, work - screen.seconds, k)
-        screen = Stage("screen", 0.0, note=f"no screen: with it the finalists would train {no_more} epoch(s), fewer than the space's {facts.space_epochs}")
-    epochs = joint_epochs(facts, work - screen.seconds, k)
+    if screen.trials:
+        fed, _ = finalists_and_refit(facts, work - screen.seconds, k)
+        if fed < facts.space_epochs:
+            screen = Stage("screen", 0.0, note=f"no screen: with it the finalists would train {fed} epoch(s), fewer than the space's {facts.space_epochs}")
+    epochs, refit_planned = finalists_and_refit(facts, work - screen.seconds, k)
     finalists = finalists_stage(facts, epochs)
-    refit = refit_stage(facts, work - screen.seconds - finalists.seconds, k, epochs)
+    refit = _planned_refit(facts, work - screen.seconds - finalists.seconds, k, epochs, refit_planned)
     select = Stage("select", 0.0, note="the greedy ensemble and its post-processing, tuned on the finalists' OOF (from the reserve)")
     setup = Stage("setup", setup_s, spent=setup_s, note="the study, Ray, the MLflow store and the timing of a few training steps", outcome="done")
     stages = {s.name: s for s in (setup, screen, finalists, select, refit, reserve)}
     return BudgetPlan(budget_s=facts.budget_s, stages=stages, facts=asdict(facts))
 
 
+def _planned_refit(facts: Facts, seconds: float, members: int, epochs: int, planned: bool) -> Stage:
+    if planned:
+        return refit_stage(facts, seconds, members, epochs)
+    together = joint_epochs(facts, seconds + finalist_seconds(facts, epochs), members)
+    return Stage("refit", max(0.0, seconds), note=(
+        f"no refit planned: with one the finalists would train {together} epoch(s), fewer than the space's {facts.space_epochs}; "
+        "the fold models are the ensemble"))
+
+
 def too_small(facts: Facts, plan: BudgetPlan) -> str | None:
     """Why the budget cannot be planned (one line naming what it needs), or None."""
     if plan.stages["finalists"].epochs >= 1:
         return None
-    one_epoch = finalist_seconds(facts, 1) + refit_seconds(facts, facts.lanes, 1)
+    one_epoch = finalist_seconds(facts, 1)
     need = plan.stages["setup"].seconds + one_epoch / (1 - SHARES["reserve"])
     return (
-        f"time_budget={facts.budget_s:.0f}s cannot train one epoch of {facts.folds} folds on {facts.images} images and refit it "
+        f"time_budget={facts.budget_s:.0f}s cannot train one epoch of {facts.folds} folds on {facts.images} images "
         f"(measured here: ~{one_epoch:.0f} s, after {plan.stages['setup'].seconds:.0f} s of setup); give at least time_budget={math.ceil(need / 60)}m, "
         "or fewer images (data.limit=) or a smaller scale (train.scale=)"
     )
@@ -233,9 +256,9 @@ def replan_finalists(facts: Facts, plan: BudgetPlan, elapsed: float, configurati
     facts = Facts(**{**asdict(facts), **changes})
     work = max(0.0, plan.budget_s - elapsed - plan.stages["reserve"].seconds)
     k = max(1, min(facts.lanes, configurations)) if configurations else facts.lanes
-    epochs = joint_epochs(facts, work, k)
+    epochs, refit_planned = finalists_and_refit(facts, work, k)
     plan.stages["finalists"] = finalists_stage(facts, epochs, configurations)
-    plan.stages["refit"] = refit_stage(facts, work - plan.stages["finalists"].seconds, k, epochs)
+    plan.stages["refit"] = _planned_refit(facts, work - plan.stages["finalists"].seconds, k, epochs, refit_planned)
     plan.facts = asdict(facts)
     return facts
 

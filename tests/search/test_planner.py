@@ -14,6 +14,7 @@ from search.planner import (
     best_epoch,
     finalist_epochs,
     finalist_seconds,
+    finalists_and_refit,
     format_plan,
     format_spent,
     joint_epochs,
@@ -84,17 +85,25 @@ def test_a_screen_that_cannot_compare_two_configurations_is_skipped() -> None:
 
 
 def test_no_screen_where_it_would_leave_the_finalists_fewer_epochs_than_the_space_asks() -> None:
-    hungry = dataclasses.replace(FACTS, space_epochs=60)  # with a screen: 40 epochs; without: 57
+    hungry = dataclasses.replace(FACTS, space_epochs=70)  # with a screen the finalists alone get 62 epochs
     plan = make_plan(hungry)
-    assert plan.stages["screen"].trials == 0 and "fewer than the space's 60" in plan.stages["screen"].note
-    assert plan.stages["finalists"].epochs == joint_epochs(hungry, 900, 1)
+    assert plan.stages["screen"].trials == 0 and "fewer than the space's 70" in plan.stages["screen"].note
+    # without it, finalists and refit together would get 56 < 70: no refit, the finalists take the time
+    assert plan.stages["finalists"].epochs == finalist_epochs(hungry, 900) == (900 - 8 - TRIAL_OVERHEAD_S) // 10
+    assert plan.stages["refit"].epochs == 0 and "no refit planned" in plan.stages["refit"].note
+
+
+def test_a_refit_is_planned_only_where_the_finalists_still_get_the_space_epochs() -> None:
+    assert finalists_and_refit(FACTS, 900, 1) == (joint_epochs(FACTS, 900, 1), True)
+    assert finalists_and_refit(dataclasses.replace(FACTS, space_epochs=57), 900, 1) == (finalist_epochs(FACTS, 900), False)
+    assert finalists_and_refit(FACTS, 5, 1) == (0, False)
 
 
 def test_a_budget_too_small_for_one_finalist_epoch_is_refused_with_what_it_needs() -> None:
-    tiny = dataclasses.replace(FACTS, budget_s=40.0)
+    tiny = dataclasses.replace(FACTS, budget_s=30.0)  # 27 s of work; one finalist epoch is 34 s
     message = too_small(tiny, make_plan(tiny))
-    assert message is not None and "time_budget=40s cannot train one epoch of 2 folds on 100 images" in message
-    assert "give at least time_budget=2m" in message  # 1 finalist epoch 34 s + 1 refit epoch 25 s, over 90 %: 66 s
+    assert message is not None and "time_budget=30s cannot train one epoch of 2 folds on 100 images" in message
+    assert "give at least time_budget=1m" in message
     assert too_small(FACTS, make_plan(FACTS)) is None
 
 
