@@ -125,8 +125,13 @@ def screen_stage(facts: Facts, seconds: float) -> Stage:
 
 
 def validations(epochs: int) -> int:
-    """How often a finalist of ``epochs`` validates: its learning curve's points (the last with TTA)."""
+    """How often a finalist of ``epochs`` validates at most: its learning curve's points (the last with TTA)."""
     return max(1, min(VALIDATIONS, epochs))
+
+
+def validated_epochs(epochs: int, val_every: int) -> list[int]:
+    """The epochs a trial of ``epochs`` validates at: every ``val_every``-th, and the last."""
+    return sorted({e for e in range(val_every, epochs + 1, val_every)} | {epochs})
 
 
 def finalist_seconds(facts: Facts, epochs: int) -> float:
@@ -157,7 +162,7 @@ def joint_epochs(facts: Facts, seconds: float, members: int, most: int = 1000) -
 
 def finalists_stage(facts: Facts, epochs: int, configurations: int | None = None) -> Stage:
     trials = facts.lanes if not configurations else max(1, min(facts.lanes, configurations))
-    val_every = max(1, epochs // validations(epochs))
+    val_every = max(1, math.ceil(epochs / validations(epochs)))  # at most VALIDATIONS points, the last epoch one of them
     note = f"the best {trials} configuration(s), {facts.folds} folds x {epochs} epoch(s) at full scale, validated every {val_every}"
     return Stage("finalists", finalist_seconds(facts, epochs), trials=trials, epochs=epochs, folds=facts.folds, val_every=val_every, note=note)
 

@@ -15,6 +15,7 @@ from search.planner import (
     finalist_epochs,
     finalist_seconds,
     finalists_and_refit,
+    finalists_stage,
     format_plan,
     format_spent,
     joint_epochs,
@@ -25,6 +26,7 @@ from search.planner import (
     screen_compute,
     screen_scale,
     too_small,
+    validated_epochs,
 )
 
 # 100 images, 2 folds, one lane: a finalist epoch trains 100 images at 0.1 s = 10 s; a validation pass is 100 x 0.02 = 2 s
@@ -42,6 +44,13 @@ def test_a_finalist_costs_its_epochs_its_validations_and_its_tta_pass() -> None:
     assert finalist_epochs(FACTS, 50 + 8 + TRIAL_OVERHEAD_S) == 5
     assert finalist_epochs(FACTS, 50 + 8 + TRIAL_OVERHEAD_S - 0.1) == 4
     assert finalist_epochs(FACTS, 5.0) == 0
+
+
+def test_a_finalist_validates_at_most_three_times_the_last_epoch_among_them() -> None:
+    for epochs in range(1, 30):
+        points = validated_epochs(epochs, finalists_stage(FACTS, epochs).val_every)
+        assert len(points) <= min(3, epochs) and points[-1] == epochs, (epochs, points)
+    assert validated_epochs(7, 3) == [3, 6, 7]
 
 
 def test_side_by_side_lanes_are_planned_slower_than_one_trial_alone() -> None:
