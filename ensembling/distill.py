@@ -53,7 +53,12 @@ def parse_words(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     if wants_help(argv):
         show_help(distill_help())
     trial_keys = set(flat_keys(TrialConfig))
-    own = [w for w in argv if w.partition("=")[0] not in trial_keys]
+
+    def is_own(word: str) -> bool:  # a dotted key is a trial key (a typo there is named against the trial keys)
+        key = word.partition("=")[0]
+        return key in DISTILL.keys or ("." not in key and key not in trial_keys)
+
+    own = [w for w in argv if is_own(w)]
     args = DISTILL.parse(own)
     student = {k: read_yaml(v, f"{k}={v}") for k, v in split_words([w for w in argv if w not in own])}
     from_flat(TrialConfig, student, where="command line: ")
