@@ -202,7 +202,8 @@ def main(argv: list[str]) -> int:
         metrics = distill(study_dir, args.get("extra") or None, args.get("alpha", 0.5), trial, keys,
                           args.get("batch_size", 8), args.get("device") or None, args.get("force", False))
         ensemble = read_json_file(study_dir / "ensemble.json")
-        print(f"student {trial}: OOF score {metrics['oof_score']:.4f} at {metrics['ms_per_image']:.1f} ms/image "
+        name = metrics.get("metric") or ensemble.get("metric", "score")  # a class metric's own value (log_loss: lower is better)
+        print(f"student {trial}: OOF {name} {metrics.get(name, metrics['oof_score']):.4f} at {metrics['ms_per_image']:.1f} ms/image "
               f"(the ensemble: {ensemble.get('oof_score', float('nan')):.4f}); trials/{trial}/ is a candidate like any trial")
         print(f"Next: python -m ensembling.select study={study_dir} (the budget may pick the student)")
 

@@ -26,7 +26,7 @@ def test_the_student_is_a_complete_trial_that_select_offers(tiny_study: Path, ti
     assert pseudo.main([f"study={study_dir}", f"images={tiny_data / 'test_images'}", "precision=0.1", "limit=4"]) == 0
     code = distill.main([f"study={study_dir}", "extra=pseudo", "alpha=0.5", "trial=student", "train.threads=1", "train.batch_size=4"])
     out = capsys.readouterr().out
-    assert code == 0 and "student student: OOF score" in out and "ms/image" in out and "ensembling.select" in out
+    assert code == 0 and "student student: OOF dice_pairs" in out and "ms/image" in out and "ensembling.select" in out
 
     study = open_study(study_dir)
     folder = StudyFolder(study_dir)
