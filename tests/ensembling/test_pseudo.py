@@ -19,7 +19,7 @@ from core.data.study import open_study
 from ensembling import pseudo
 from ensembling.runtime.manifest import read_manifest
 from ensembling.teacher import FoldTeacher
-from trainables.loop import make_fold_run
+from trainables.loop import all_images_run, make_fold_run
 from trainables.tasks import task_for
 from trainables.validate import parse_config
 
@@ -82,6 +82,9 @@ def test_pseudo_writes_a_folder_that_trials_train_on_without_touching_validation
         assert run.train_loader.dataset.image_ids == own + [extra.meta["images"][i] for i in extra.kept(k)]
         assert not set(extra.meta["images"]) & set(run.val_loader.dataset.image_ids)
         assert run.val_rows.tolist() == np.flatnonzero(study.folds["fold"].to_numpy() == k).tolist()
+    refit = all_images_run(study, cfg, size, torch.device("cpu"), task.cache(size), None, dataset=task.dataset, extra=extra)
+    assert refit.train_loader.dataset.image_ids == study.image_ids + [extra.meta["images"][i] for i in extra.kept(study.n_folds)]
+    assert extra.kept(study.n_folds).tolist() == json.loads(folder.extra_json.read_text())["keep"]["all"]
 
 
 def test_pseudo_refuses_bad_input_in_one_line(tiny_study: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
