@@ -46,6 +46,7 @@ from core.data.extra import IMAGES, ExtraWriter, check_replaceable
 from core.data.images import list_images, read_rgb
 from core.data.study import Study, open_study
 from core.metrics import quantize
+from core.store import open_oof
 from core.targets import check_writable_folder
 from ensembling.confidence import (
     HIGH,
@@ -58,7 +59,7 @@ from ensembling.confidence import (
     tune_threshold,
 )
 from ensembling.runtime.decide import apply_temperature
-from ensembling.runtime.manifest import Manifest, read_manifest
+from ensembling.runtime.manifest import Manifest, MemberEntry, read_manifest
 from ensembling.teacher import FoldTeacher
 
 WRITER = "ensembling.pseudo"
@@ -79,11 +80,10 @@ def open_ensemble(study_dir: Path) -> tuple[Study, Manifest]:
     return study, manifest
 
 
-def member_oof(study: Study, member: Any) -> np.ndarray:
+def member_oof(study: Study, member: MemberEntry) -> np.ndarray:
+    """A member's OOF (its trial's, or its snapshot's), memory-mapped."""
     trial = study.folder.trial(member.trial_id)
     folder = trial.snapshot(member.snapshot) if member.snapshot else trial
-    from core.store import open_oof
-
     return open_oof(folder.oof, study.truth_shape, np.float16 if study.kind == CLASSIFICATION else np.uint8)
 
 
@@ -118,7 +118,7 @@ def target_size(manifest: Manifest) -> tuple[int, int]:
     return max((tuple(m.input_size) for m in manifest.members), key=lambda s: s[0] * s[1])  # type: ignore[return-value]
 
 
-class TestTargets:
+class PseudoTargets:
     """Fills a writer's ``images_<k>`` / ``images_all`` arrays and each fold's confidences, batch by batch."""
 
     def __init__(self, study: Study, teacher: FoldTeacher, writer: ExtraWriter | None, n: int, soft: bool, size: tuple[int, int]) -> None:
@@ -153,7 +153,7 @@ class TestTargets:
         return resize_planes(self.teacher.decide(probs).astype(np.uint8) * 255, self.size, cv2.INTER_NEAREST)
 
 
-def label_images(targets: TestTargets, folder: Path, names: list[str], batch_size: int) -> None:
+def label_images(targets: PseudoTargets, folder: Path, names: list[str], batch_size: int) -> None:
     """Predict every test image (images of one size go through together), with a progress bar."""
     with tqdm(total=len(names), desc="pseudo-labelling", unit="img", disable=None) as bar:
         for start in range(0, len(names), batch_size):
@@ -194,7 +194,7 @@ def make_pseudo(study_dir: Path, images: Path, precision: float = 0.9, soft: boo
     threshold = tune_threshold(*oof_scores(study, manifest, teacher), precision)
     writer = ExtraWriter(folder, WRITER)
     try:
-        targets = TestTargets(study, teacher, writer, len(names), soft, target_size(manifest))
+        targets = PseudoTargets(study, teacher, writer, len(names), soft, target_size(manifest))
         label_images(targets, images, names, batch_size)
         keep = {("all" if k is None else str(k)): np.flatnonzero(targets.confidence[i] >= threshold.value).tolist() for i, k in enumerate(targets.folds)}
         report = pseudo_report(study, manifest, threshold, precision, keep, len(names), soft, images)
