@@ -78,3 +78,17 @@ def tune_threshold(confidence: np.ndarray, quality: np.ndarray, precision: float
                          f"{best + 1} of {len(conf)} images at confidence >= {conf[best]:.3f}); ask for a lower precision")
     i = passing[-1]
     return Threshold(value=float(conf[i]), precision=float(means[i]), kept=int(i + 1), total=len(conf))
+
+
+def precision_curve(confidence: np.ndarray, quality: np.ndarray, points: int = 10) -> list[dict[str, float]]:
+    """OOF precision against the share kept, at ``points`` thresholds (every tenth of the images by default),
+    so a user can see what a stricter or looser ``precision`` would keep."""
+    order = np.argsort(-np.asarray(confidence, np.float64), kind="stable")
+    conf, qual = np.asarray(confidence, np.float64)[order], np.asarray(quality, np.float64)[order]
+    means = np.cumsum(qual) / np.arange(1, len(qual) + 1)
+    curve = []
+    for share in np.linspace(1, 1 / points, points):
+        i = max(int(np.ceil(share * len(conf))) - 1, 0)
+        i = int(np.flatnonzero(conf == conf[i])[-1])  # a threshold keeps every image tied with it
+        curve.append({"threshold": float(conf[i]), "precision": float(means[i]), "kept": i + 1})
+    return curve

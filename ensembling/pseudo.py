@@ -56,6 +56,7 @@ from ensembling.confidence import (
     label_quality,
     mask_confidence,
     mask_quality,
+    precision_curve,
     tune_threshold,
 )
 from ensembling.runtime.decide import apply_temperature
@@ -191,13 +192,15 @@ def make_pseudo(study_dir: Path, images: Path, precision: float = 0.9, soft: boo
     names = names[:limit] if limit else names
     study, manifest = open_ensemble(study_dir)
     teacher = FoldTeacher(study.root, manifest, study.n_folds, device)
-    threshold = tune_threshold(*oof_scores(study, manifest, teacher), precision)
+    confidence, quality = oof_scores(study, manifest, teacher)
+    threshold = tune_threshold(confidence, quality, precision)
     writer = ExtraWriter(folder, WRITER)
     try:
         targets = PseudoTargets(study, teacher, writer, len(names), soft, target_size(manifest))
         label_images(targets, images, names, batch_size)
         keep = {("all" if k is None else str(k)): np.flatnonzero(targets.confidence[i] >= threshold.value).tolist() for i, k in enumerate(targets.folds)}
         report = pseudo_report(study, manifest, threshold, precision, keep, len(names), soft, images)
+        report["oof_curve"] = precision_curve(confidence, quality)
         meta = {"kind": study.kind, "folds_hash": study.folds_hash, "n_folds": study.n_folds, "alpha": None, "soft": soft,
                 "images": [str(images / n) for n in names], "keep": keep}
         writer.commit(meta, {"pseudo.json": report})

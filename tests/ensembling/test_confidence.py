@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensembling.confidence import label_confidence, label_quality, mask_confidence, tune_threshold
+from ensembling.confidence import label_confidence, label_quality, mask_confidence, precision_curve, tune_threshold
 
 
 def test_the_loosest_threshold_reaching_the_precision_is_taken() -> None:
@@ -39,3 +39,11 @@ def test_label_confidence_and_quality() -> None:
     assert label_confidence(probs, multi_label=False) == pytest.approx([0.7, 0.4])
     assert label_confidence(np.array([[0.9, 0.3], [0.6, 0.01]]), multi_label=True) == pytest.approx([0.7, 0.6])
     assert label_quality(np.array([[1, 0], [1, 1]]), np.array([[1, 0], [1, 0]])).tolist() == [1.0, 0.0]
+
+
+def test_the_precision_curve_reports_what_each_share_kept_would_measure() -> None:
+    conf = np.array([1.0, 1.0, 0.9, 0.8, 0.5, 0.4, 0.3])
+    quality = np.array([1.0, 1.0, 1.0, 0.9, 0.5, 0.0, 1.0])
+    curve = precision_curve(conf, quality, points=4)
+    assert [c["kept"] for c in curve] == [7, 6, 4, 2] and [c["threshold"] for c in curve] == [0.3, 0.4, 0.8, 1.0]
+    assert curve[2]["precision"] == pytest.approx(0.975)

@@ -65,7 +65,7 @@ def test_pseudo_writes_a_folder_that_trials_train_on_without_touching_validation
     folder = StudyFolder(study_dir).extra("pl")
     report = json.loads((folder.root / "pseudo.json").read_text())
     assert report["total"] == 4 and report["soft"] and report["oof_total"] == 16 and report["oof_precision"] >= 0.1
-    assert set(report["kept"]) == {"0", "1", "all"}
+    assert set(report["kept"]) == {"0", "1", "all"} and report["oof_curve"][0]["kept"] == 16
     fold0, fold1 = np.load(folder.targets("images", 0)), np.load(folder.targets("images", 1))
     assert fold1.min() == 255 and fold0.min() < 255  # the leak rule, through the whole command
 
