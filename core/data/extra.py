@@ -149,6 +149,25 @@ class ExtraDataset(Dataset):
         image, target = augment_pair(self.augment, *self.pair(index))
         return to_tensor(image[None])[0], torch.from_numpy(np.ascontiguousarray(target)).float()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A DataLoader worker gets the memory maps' file names and opens them itself, never a copy of the arrays."""
+        state = dict(self.__dict__)
+        for key in ("own", "targets"):
+            if isinstance(state[key], np.memmap) and state[key].filename:
+                state[key] = _Mapped(state[key].filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in ("own", "targets"):
+            if isinstance(state[key], _Mapped):
+                state[key] = np.load(state[key].path, mmap_mode="r")
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    path: str
+
 
 def fit_target(stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A stored target as float32 in [0, 1] of ``shape``: masks (uint8 0-255) resized bilinearly, labels as they are."""

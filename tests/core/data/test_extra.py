@@ -126,3 +126,15 @@ def test_a_folder_we_did_not_write_is_never_replaced(tmp_path: Path) -> None:
     _write(study, "ours")
     _write(study, "ours")  # our own folder is replaced
     assert json.loads(study.folder.extra("ours").extra_json.read_text())["written_by"] == "ensembling.pseudo"
+
+
+def test_a_loader_worker_gets_the_file_names_not_the_arrays(tmp_path: Path) -> None:
+    import pickle
+
+    path = tmp_path / "own.npy"
+    np.save(path, np.full((3, 2, 64, 64), 255, np.uint8))
+    data = ExtraDataset(Base(["a"]), np.array([2]), np.load(path, mmap_mode="r"), 0.5, [], None, np.array([], int), None)
+    blob = pickle.dumps(data)
+    assert len(blob) < 3000  # the 24576 bytes of targets are not in it
+    again = pickle.loads(blob)
+    assert isinstance(again.own, np.memmap) and np.array_equal(again.pair(0)[1], data.pair(0)[1])
