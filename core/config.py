@@ -65,6 +65,9 @@ class TrainConfig:
     val_every: int = 1
     num_workers: int = 0  # DataLoader worker processes per fold
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    # A folder of extra training targets, <study>/extra/<name>/ (ensembling.pseudo, ensembling.distill): each fold
+    # also trains on its extra images and soft targets, made by fold-k models only; validation is unchanged.
+    extra: str | None = None
 
 
 @dataclass

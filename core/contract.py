@@ -53,6 +53,8 @@ ENSEMBLES_JSON = "ensembles.json"  # <study>/ensembles.json: every exported ense
 LEADERBOARD_JSON = "leaderboard.json"  # <study>/leaderboard.json: recorded leaderboard scores of submissions
 PLAN_JSON = "plan.json"  # <study>/plan.json: a time_budget search's plan and how it spent the time (search/planner.py)
 EXTRA_DIR = "extra"  # <study>/extra/<name>/: extra training targets (pseudo-labelled test images, a teacher's soft targets)
+EXTRA_JSON = "extra.json"  # extra/<name>/extra.json: what the folder holds (core/data/extra.py), written last
+EXTRA_ALL = "all"  # extra/<name>/<part>_all.npy: the targets the refit (train_all) trains on
 
 # An export folder: the manifest, members/<trial_id>/ (weights, config), code/ (the predictor's modules),
 # the one-command runner and README, and the marker that says we wrote it (so a later export may replace it).
@@ -161,6 +163,9 @@ class StudyFolder:
     @property
     def extra_dir(self) -> Path:
         return self.root / EXTRA_DIR
+
+    def extra(self, name: str) -> ExtraFolder:
+        return ExtraFolder(self.extra_dir / name)
 
     def trial(self, trial_id: str) -> TrialFolder:
         return TrialFolder(self.trials_dir / trial_id)
@@ -276,6 +281,33 @@ class TrialFolder:
     def class_oof(self, shape: tuple[int, int] | None = None) -> np.ndarray:
         """A classification candidate's OOF probabilities (N, K) float16, memory-mapped and checked."""
         return open_array(self.oof, shape, dtype=CLASS_OOF_DTYPE)
+
+
+@dataclass(frozen=True)
+class ExtraFolder:
+    """``<study>/extra/<name>/``: extra training targets (``core/data/extra.py`` reads and writes them).
+
+    ``extra.json`` (written last: the folder is complete once it exists) says what the arrays hold;
+    ``images_<k>.npy`` are the extra images' targets for fold k and ``own_<k>.npy`` soft targets for the
+    study's own images (rows in folds.csv order), ``<part>_all.npy`` the refit's."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def extra_json(self) -> Path:
+        return self.root / EXTRA_JSON
+
+    @property
+    def complete(self) -> bool:
+        return self.extra_json.is_file()
+
+    def targets(self, part: str, fold: int | None) -> Path:
+        """``images_<k>.npy`` / ``own_<k>.npy``; fold None: the refit's ``<part>_all.npy``."""
+        return self.root / f"{part}_{EXTRA_ALL if fold is None else fold}.npy"
 
 
 # The keys every reader relies on, with their types; files may hold more (per-epoch scores, snapshots ...).

@@ -24,6 +24,8 @@ COMMANDS = {
     "ensembling.export": ["usage: python -m ensembling.export", "out ", "models ", "folds"],
     "ensembling.predict": ["usage: python -m ensembling.predict", "sample ", "batch_size", "8"],
     "ensembling.refit": ["usage: python -m ensembling.refit", "ray.address", "threads"],
+    "ensembling.pseudo": ["usage: python -m ensembling.pseudo", "precision ", "0.9", "soft ", "limit "],
+    "ensembling.distill": ["usage: python -m ensembling.distill", "alpha ", "0.5", "extra ", "student keys"],
     "ensembling.score": ["usage: python -m ensembling.score", "submission ", "truth ", "metric"],
     "ensembling.lb": ["usage: python -m ensembling.lb", "public ", "plot "],
 }
@@ -103,7 +105,7 @@ def test_search_help_shows_the_named_space_and_the_overrides(capsys: pytest.Capt
     assert "unknown space 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["ensembling.select", "ensembling.export", "ensembling.predict", "ensembling.refit", "ensembling.score", "ensembling.lb", "trainables.fit", "trainables.inspect"])
+@pytest.mark.parametrize("module", ["ensembling.select", "ensembling.export", "ensembling.predict", "ensembling.refit", "ensembling.pseudo", "ensembling.distill", "ensembling.score", "ensembling.lb", "trainables.fit", "trainables.inspect"])
 def test_main_answers_help_in_process(module: str, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib
 
@@ -112,10 +114,10 @@ def test_main_answers_help_in_process(module: str, capsys: pytest.CaptureFixture
 
 
 def test_every_ensembling_key_has_a_meaning_and_the_choices_match_the_code() -> None:
-    from ensembling import export, lb, predict, refit, score, select
+    from ensembling import distill, export, lb, predict, pseudo, refit, score, select
     from ensembling.scoring.nested import NESTED_SPLITS
 
-    for command in (select.SELECT, export.EXPORT, predict.PREDICT, refit.REFIT, score.SCORE, lb.LB):
+    for command in (select.SELECT, export.EXPORT, predict.PREDICT, refit.REFIT, pseudo.PSEUDO, distill.DISTILL, score.SCORE, lb.LB):
         assert all(key.meaning for key in command.keys.values())
     assert select.SELECT.keys["nested.split"].typed.choices == NESTED_SPLITS
     assert select.SELECT.keys["budget.seconds"].default == select.Budget.seconds

@@ -21,6 +21,7 @@ import torch
 
 from core.config import TrialConfig
 from core.contract import TrialFolder
+from core.data.extra import open_extra
 from core.models import save_weights
 from trainables.checkpoint import checkpoint_dir
 from trainables.cost import measure_cost
@@ -129,7 +130,8 @@ def _finish(task: Task, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun
 def train_all(task: Task, cfg: TrialConfig, size: tuple[int, int], device: torch.device, dtype: torch.dtype | None) -> tuple[torch.nn.Module, list[float]]:
     """Refit: one model on every training image for ``train.epochs``, with the trial's loss and batch
     preparation (``ensembling.refit``); returns the model and each epoch's train loss."""
-    run = all_images_run(task.study, cfg, size, device, task.cache(size), dtype, dataset=task.dataset)
+    extra = open_extra(task.study, cfg.train.extra) if cfg.train.extra else None  # the folder's "all" targets
+    run = all_images_run(task.study, cfg, size, device, task.cache(size), dtype, dataset=task.dataset, extra=extra)
     loss_fn = task.loss(cfg)
     losses = []
     for epoch in range(cfg.train.epochs):

@@ -48,6 +48,7 @@ if __name__ == "__main__":  # --help and a bad word are answered before the impo
 import torch
 
 from core.config import to_flat
+from core.data.extra import open_extra
 from core.data.study import open_study
 from core.errors import exit_status
 from core.models import MASKS, check_output_size, output_kind
@@ -83,6 +84,7 @@ def run_trial(
     study = open_study(study_dir)
     task = task_for(cfg.model, study)  # masks or image labels: trainables/tasks, one loop for both
     check_loss(cfg.train.loss, cfg.train.class_weights, study.data.num_classes)
+    extra = open_extra(study, cfg.train.extra) if cfg.train.extra else None  # extra training targets (core/data/extra.py)
     trial_id = trial_id or time.strftime("local-%Y%m%d-%H%M%S")
     trial = study.folder.trial(trial_id)
     trial.root.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,7 @@ def run_trial(
     if bad:
         raise ValueError(f"train.folds must be in 0..{study.n_folds - 1} for this study, got {bad}")
     cache = task.cache(size)  # data layer: decoded once on disk, shared by every trial and fold
-    runs = [make_fold_run(study, cfg, k, size, device, cache, dtype, dataset=task.dataset) for k in folds]
+    runs = [make_fold_run(study, cfg, k, size, device, cache, dtype, dataset=task.dataset, extra=extra) for k in folds]
     try:
         if output_kind(cfg.model) == MASKS:
             check_output_size(runs[0].model, cfg.model, size)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, get_worker_info
 from core.config import TrialConfig
 from core.data.cache import DiskCache
 from core.data.dataset import SegmentationDataset
+from core.data.extra import ExtraTargets
 from core.data.study import Study
 from core.metrics import quantize
 from core.models import build_model
@@ -102,6 +103,7 @@ def make_fold_run(
     cache: dict | DiskCache | None,
     dtype: torch.dtype | None,
     dataset: type = SegmentationDataset,  # ClassificationDataset for image labels: the same signature
+    extra: ExtraTargets | None = None,  # train.extra: extra images and soft targets join the TRAINING set only
 ) -> FoldRun:
     is_val = (study.folds["fold"] == fold).to_numpy()
     ids = np.array(study.image_ids)
@@ -113,6 +115,8 @@ def make_fold_run(
     optimizer = make_optimizer(t.optimizer, model, t.lr, t.weight_decay, t.momentum)
     augment = get_augment(t.augment, seed=epoch_seed(cfg.seed, fold, 0), ops=t.augment_ops)
     train_set = dataset(study.data, ids[~is_val].tolist(), size, augment, cache)
+    if extra is not None:
+        train_set = extra.dataset(train_set, fold, np.flatnonzero(~is_val), augment)
     val_set = dataset(study.data, ids[is_val].tolist(), size, cache=cache)
     loader_args = {
         "num_workers": t.num_workers,
@@ -158,10 +162,11 @@ def all_images_run(
     cache: dict | DiskCache | None,
     dtype: torch.dtype | None,
     dataset: type = SegmentationDataset,
+    extra: ExtraTargets | None = None,
 ) -> FoldRun:
     """A refit's run: fold K (past the last fold 0..K-1) holds out nothing, so every training image is
     trained on, seeded as fold K."""
-    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype, dataset=dataset)
+    run = make_fold_run(study, cfg, study.n_folds, size, device, cache, dtype, dataset=dataset, extra=extra)
     if len(run.val_rows):
         raise ValueError(f"{study.folder.folds_csv}: fold {study.n_folds} holds images; refit needs every image in training")
     return run

@@ -38,6 +38,16 @@ def study_cache(study: Study, size: tuple[int, int]) -> DiskCache:
     return DiskCache(study.folder.cache_dir, study.data, study.image_ids, size)
 
 
+def augment_pair(augment: A.Compose | None, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same augmentation for an image and its masks (C, h, w); labels (K,) pass unchanged."""
+    if augment is None:
+        return image, target
+    if target.ndim == 3:
+        out = augment(image=image, mask=target.transpose(1, 2, 0))
+        return out["image"], out["mask"].transpose(2, 0, 1)
+    return augment(image=image)["image"], target
+
+
 class SegmentationDataset(Dataset):
     """(image tensor (3, h, w), mask tensor (C, h, w)) pairs, resized from the source once."""
 
@@ -73,11 +83,12 @@ class SegmentationDataset(Dataset):
             self._cache[image_id] = item
         return item
 
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The resized image and its truth, unaugmented: masks (C, h, w) uint8 0/1."""
+        return self.load(index)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, masks = self.load(index)
-        if self.augment is not None:
-            out = self.augment(image=image, mask=masks.transpose(1, 2, 0))
-            image, masks = out["image"], out["mask"].transpose(2, 0, 1)
+        image, masks = augment_pair(self.augment, *self.pair(index))
         return to_tensor(image[None])[0], torch.from_numpy(np.ascontiguousarray(masks)).float()
 
 
@@ -117,8 +128,10 @@ class ClassificationDataset(Dataset):
             self._cache[image_id] = image
         return image
 
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The resized image and its truth, unaugmented: labels (K,) float32 0/1."""
+        return self.load(index), self.labels[index]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.load(index)
-        if self.augment is not None:
-            image = self.augment(image=image)["image"]
-        return to_tensor(image[None])[0], torch.from_numpy(self.labels[index])
+        image, labels = augment_pair(self.augment, *self.pair(index))
+        return to_tensor(image[None])[0], torch.from_numpy(labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables.losses import get_loss, list_losses
+from trainables.losses import get_loss, label_loss, list_losses
 
 
 def _pair() -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,3 +43,27 @@ def test_bad_names_and_weights_are_errors() -> None:
         get_loss("bce+dise")
     with pytest.raises(ValueError, match=r"train\.class_weights must be >= 0 with a positive sum"):
         get_loss("bce", [0.0, -1.0])
+
+
+# --- soft targets (train.extra: a teacher's probabilities, soft pseudo-labels) ----------------------
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "focal", "tversky", "lovasz"])
+def test_every_mask_loss_takes_soft_targets(name: str) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = torch.rand(2, 3, 8, 8)
+    loss = get_loss(name)(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_bce_and_label_cross_entropy_are_least_where_the_prediction_is_the_soft_target() -> None:
+    target = torch.full((1, 1, 2, 2), 0.3)
+    logit = torch.logit(torch.tensor(0.3))
+    at = get_loss("bce")(torch.full((1, 1, 2, 2), float(logit)), target)
+    assert all(get_loss("bce")(torch.full((1, 1, 2, 2), float(logit) + d), target) > at for d in (-0.5, 0.5))
+    soft = torch.tensor([[0.6, 0.3, 0.1]])
+    ce = label_loss(multi_label=False)
+    best = ce(soft.log(), soft)
+    assert ce(torch.tensor([[2.0, 0.0, 0.0]]), soft) > best and ce(torch.zeros(1, 3), soft) > best
