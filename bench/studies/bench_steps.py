@@ -9,19 +9,17 @@ where they are scored); compare them to each other.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ensembling.scoring.blend import BlendScorer
-from ensembling.cli import command, parse_args
-from ensembling.runtime.manifest import read_manifest
-from ensembling.select import split_candidates, study_metric
 from core.data.study import open_study
 from core.postprocess import Tuner, tune
-
+from ensembling.cli import command, parse_args
+from ensembling.runtime.manifest import read_manifest
+from ensembling.scoring.blend import BlendScorer
+from ensembling.select import split_candidates, study_metric
 
 USAGE = "python bench/studies/bench_steps.py study=STUDY_DIR"
 

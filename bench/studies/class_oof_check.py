@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ensembling.cli import command, parse_args
 from core.config import TrialConfig, from_flat
 from core.contract import StudyFolder
 from core.data.images import read_rgb
@@ -27,7 +26,7 @@ from core.data.study import open_study
 from core.models import build_model, load_weights
 from core.preprocess import MULTIPLE, resize_image, scaled_size, to_tensor
 from core.tta import predict_labels_tta
-
+from ensembling.cli import command, parse_args
 
 USAGE = "python bench/studies/class_oof_check.py study=STUDY_DIR images=TEST_IMAGES labels=TEST_LABELS_CSV"
 

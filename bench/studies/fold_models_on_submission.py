@@ -14,7 +14,6 @@ test_truth.csv). ``work`` is created, or replaced only when an earlier run of th
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys

@@ -12,7 +12,6 @@ as exported (fold models averaged). Prints one line of numbers and which estimat
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
