@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "core" / "data"))  # shared_data.py
 from shared_data import shared
 
 from core.class_metrics import get_class_metric
