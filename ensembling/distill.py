@@ -7,7 +7,7 @@ own cost: under a tight inference budget the selector may pick the student alone
 
 Its targets (``<study>/extra/distill-<trial>/``): each training image of fold k gets ``(1 - alpha) * truth
 + alpha * teacher``, the teacher being the members' fold-k models blended as the ensemble blends them
-(``ensembling.teacher``: the leak rule, ``core/data/extra.py``); ``extra=<pseudo folder>`` adds that
+(``ensembling.scoring.teacher``: the leak rule, ``core/data/extra.py``); ``extra=<pseudo folder>`` adds that
 folder's pseudo-labelled test images with their fold-k targets. ``alpha=0`` with ``extra=`` is a plain
 second round: the truth plus the pseudo-labels. The student's keys start from the heaviest member's
 config (its epochs, scale, loss, augmentation) with a light model (masks: Unet resnet18 with narrow
@@ -80,7 +80,7 @@ from core.metrics import quantize
 from core.targets import check_writable_folder
 from ensembling.pseudo import open_ensemble, resize_planes, target_size
 from ensembling.runtime.manifest import Manifest
-from ensembling.teacher import FoldTeacher
+from ensembling.scoring.teacher import FoldTeacher
 
 WRITER = "ensembling.distill"
 

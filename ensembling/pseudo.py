@@ -1,10 +1,10 @@
 """Pseudo-label test images with the selected ensemble: ``python -m ensembling.pseudo study=DIR images=TEST_DIR``.
 
 The confidence threshold is tuned on the ensemble's OOF blend, so the pseudo-labels' precision is
-measured, not guessed (``ensembling.confidence``): each OOF image has a confidence and a quality against
+measured, not guessed (``ensembling.scoring.confidence``): each OOF image has a confidence and a quality against
 its truth, and the loosest threshold whose kept OOF images reach ``precision`` is applied to the test
 images. The leak rule (``core/data/extra.py``): fold k's pseudo-labels, and the confidence that decides
-which test images fold k keeps, come from the members' fold-k models only (``ensembling.teacher``), the
+which test images fold k keeps, come from the members' fold-k models only (``ensembling.scoring.teacher``), the
 same models whose predictions on fold k's validation images are the OOF rows the threshold was tuned on;
 the refit's ``all`` targets are the whole ensemble's. No test image ever enters a validation set or the
 OOF. Writes ``<study>/extra/<name>/`` (under a temp name, then renamed) with ``pseudo.json`` beside the
@@ -48,7 +48,9 @@ from core.data.study import Study, open_study
 from core.metrics import quantize
 from core.store import open_oof
 from core.targets import check_writable_folder
-from ensembling.confidence import (
+from ensembling.runtime.decide import apply_temperature
+from ensembling.runtime.manifest import Manifest, MemberEntry, read_manifest
+from ensembling.scoring.confidence import (
     HIGH,
     LOW,
     Threshold,
@@ -59,9 +61,7 @@ from ensembling.confidence import (
     precision_curve,
     tune_threshold,
 )
-from ensembling.runtime.decide import apply_temperature
-from ensembling.runtime.manifest import Manifest, MemberEntry, read_manifest
-from ensembling.teacher import FoldTeacher
+from ensembling.scoring.teacher import FoldTeacher
 
 WRITER = "ensembling.pseudo"
 

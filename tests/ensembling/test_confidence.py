@@ -1,11 +1,17 @@
-"""The pseudo-labels' confidence and the OOF-tuned threshold (ensembling/confidence.py): known answers."""
+"""The pseudo-labels' confidence and the OOF-tuned threshold (ensembling/scoring/confidence.py): known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ensembling.confidence import label_confidence, label_quality, mask_confidence, precision_curve, tune_threshold
+from ensembling.scoring.confidence import (
+    label_confidence,
+    label_quality,
+    mask_confidence,
+    precision_curve,
+    tune_threshold,
+)
 
 
 def test_the_loosest_threshold_reaching_the_precision_is_taken() -> None:

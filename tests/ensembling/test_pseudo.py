@@ -18,7 +18,7 @@ from core.data.images import list_images, read_rgb
 from core.data.study import open_study
 from ensembling import pseudo
 from ensembling.runtime.manifest import read_manifest
-from ensembling.teacher import FoldTeacher
+from ensembling.scoring.teacher import FoldTeacher
 from trainables.loop import all_images_run, make_fold_run
 from trainables.tasks import task_for
 from trainables.validate import parse_config
