@@ -80,7 +80,7 @@ class SearchConfig:
     # None: the data's default (dice_pairs for masks; accuracy, or macro_f1 multi-label, for image labels);
     # dice_pairs (Severstal), dice_image (Carvana), iou_dataset; accuracy, macro_f1, log_loss, roc_auc: fixed per study
     metric: str | None = None
-    time_budget: Any = 0  # seconds, or 90s / 6m / 1.5h: no trial starts that the budget cannot see finish (0: none)
+    time_budget: Any = 0  # seconds, or 90s / 6m / 1.5h: planned into a screen, finalists, select and refit (search/planner.py); 0: the space as written
     data: DataConfig = field(default_factory=DataConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
