@@ -59,8 +59,6 @@ class Budgeted:
     facts: Facts
     started: float
     threads: int  # CPUs of one trial
-    all_threads: int  # CPUs of this machine, for a refit that runs alone
-    finalists: list[str]  # trial ids the finalists' stage trained
     curves: dict[str, list[tuple[int, float]]]  # trial id -> (epoch, OOF score) at each validation
 
 
@@ -228,7 +226,6 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
     if not screen.trials:
         screen.outcome = screen.note
     finalists = budget_plan.stages["finalists"]
-    trained: list[str] = []
     curves: dict[str, list[tuple[int, float]]] = {}
     if not interrupts.received:
         distinct = None if not plan.search else max(1, len({repr(sorted(t.config.items())) for t in read_trials(study_dir) if not t.complete}))
@@ -253,10 +250,9 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         finalists.spent = time.time() - began
         grids.append(grid)
         curves = curves_of(grid)
-        trained = list(curves)
         finalists.outcome = f"{len(grid or [])} finalist(s) x {finalists.folds} folds x {max(1, finalists.epochs)} epoch(s)"
     write_plan(study_dir, budget_plan)
-    return Budgeted(budget_plan, facts, started, threads, all_threads, trained, curves), grids
+    return Budgeted(budget_plan, facts, started, threads, curves), grids
 
 
 def finish_budgeted(plan: Plan, study_dir: Path, done: Budgeted) -> BudgetPlan:

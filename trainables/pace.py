@@ -19,6 +19,7 @@ import torch
 
 from core.data.study import open_study
 from core.preprocess import MULTIPLE, scaled_size
+from trainables.cost import _sync
 from trainables.fit import pick_device
 from trainables.loop import _step, autocast, autocast_dtype, make_fold_run
 from trainables.tasks import task_for
@@ -56,18 +57,32 @@ def measure_pace(config: dict[str, Any], study_dir: str | Path, scale: float, th
     return Pace(train_s=train_s, eval_s=eval_s, size=size, threads=max(1, threads))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _seconds_per_image(batches: Any, step: Any, device: torch.device, steps: int) -> float:
+    """Seconds per image of ``step(images, targets)`` over ``steps`` batches after one warm-up batch; a
+    loader of one batch is timed again, warm now."""
+    images_done, seconds, first = 0, 0.0, None
+    for i, batch in enumerate(batches):
+        if i > steps:
+            break
+        first = first or batch
+        began = time.perf_counter()
+        step(*batch)
+        _sync(device)
+        if i > 0:  # the first step warms up (allocations, kernel choice)
+            images_done += len(batch[0])
+            seconds += time.perf_counter() - began
+    if not images_done and first is not None:
+        began = time.perf_counter()
+        step(*first)
+        _sync(device)
+        return (time.perf_counter() - began) / len(first[0])
+    return seconds / max(images_done, 1)
 
 
 def _train_seconds(run: Any, loss_fn: Any, prepare: Any, device: torch.device, dtype: Any, steps: int) -> float:
     run.model.train()
-    images_done, seconds = 0, 0.0
-    for i, (images, targets) in enumerate(run.train_loader):
-        if i > steps:
-            break
-        began = time.perf_counter()
+
+    def step(images: torch.Tensor, targets: torch.Tensor) -> None:
         images, targets = images.to(device), targets.to(device)
         if prepare is not None:
             images, targets = prepare(images, targets)
@@ -75,43 +90,16 @@ def _train_seconds(run: Any, loss_fn: Any, prepare: Any, device: torch.device, d
             loss = loss_fn(run.forward(images), targets)
         loss.backward()
         _step(run)
-        _sync(device)
-        if i > 0:  # the first step warms up (allocations, kernel choice)
-            images_done += len(images)
-            seconds += time.perf_counter() - began
-    return seconds / max(images_done, 1) if images_done else _one_image(run, loss_fn, device, dtype)
+
+    return _seconds_per_image(run.train_loader, step, device, steps)
 
 
 @torch.no_grad()
 def _eval_seconds(run: Any, device: torch.device, dtype: Any, steps: int) -> float:
     run.model.eval()
-    images_done, seconds = 0, 0.0
-    for i, (images, _) in enumerate(run.val_loader):
-        if i > steps:
-            break
-        began = time.perf_counter()
+
+    def step(images: torch.Tensor, _: torch.Tensor) -> None:
         with autocast(device, dtype):
             run.model(images.to(device))
-        _sync(device)
-        if i > 0:
-            images_done += len(images)
-            seconds += time.perf_counter() - began
-    if not images_done:  # one batch of validation images: time it again, warm now
-        images, _ = next(iter(run.val_loader))
-        began = time.perf_counter()
-        with autocast(device, dtype):
-            run.model(images.to(device))
-        _sync(device)
-        return (time.perf_counter() - began) / len(images)
-    return seconds / images_done
 
-
-def _one_image(run: Any, loss_fn: Any, device: torch.device, dtype: Any) -> float:
-    """A training set of one batch: time that batch again (warm now)."""
-    images, targets = next(iter(run.train_loader))
-    began = time.perf_counter()
-    with autocast(device, dtype):
-        loss_fn(run.forward(images.to(device)), targets.to(device)).backward()
-    _step(run)
-    _sync(device)
-    return (time.perf_counter() - began) / len(images)
+    return _seconds_per_image(run.val_loader, step, device, steps)
