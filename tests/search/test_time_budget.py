@@ -96,7 +96,8 @@ def test_a_budgeted_search_plans_trains_selects_and_refits_and_says_how_it_spent
         if plan["export_models"] == "refit":
             for member in members:
                 refit = json.loads((search.study_dir / "trials" / member / "refit" / "metrics.json").read_text())
-                assert refit["epochs"] == stages["refit"]["epochs"] >= epochs
+                assert refit["epochs"] == stages["refit"]["epochs"] >= 1  # the curve may have peaked before the finalists ended
+                assert "refit for" in stages["refit"]["outcome"], stages["refit"]
         else:
             assert "fold models are exported" in stages["refit"]["outcome"], stages["refit"]
         assert f"models={plan['export_models']}" in log
