@@ -109,7 +109,7 @@ def make_fold_run(
     ids = np.array(study.image_ids)
     torch.manual_seed(cfg.seed * 1000 + fold)
     model = build_model(cfg.model, study.data.num_classes).to(device)
-    if device.type == "cuda" and cfg.train.channels_last:
+    if cfg.train.channels_last:  # faster on a GPU, and on a CPU too (measured in BENCHMARKS.md: 10-16 % per step on one thread)
         model = model.to(memory_format=torch.channels_last)
     t = cfg.train
     optimizer = make_optimizer(t.optimizer, model, t.lr, t.weight_decay, t.momentum)
@@ -185,7 +185,7 @@ def train_epoch(
     ``prepare`` turns each batch's (images, targets) on the device into what the model trains on
     (classification: smoothed targets, mixup or cutmix)."""
     run.model.train()
-    channels_last = device.type == "cuda" and next(run.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    channels_last = next(run.model.parameters()).is_contiguous(memory_format=torch.channels_last)
     total, count, began = torch.zeros((), device=device), 0, time.perf_counter()
     n_batches = len(run.train_loader)
     run.optimizer.zero_grad(set_to_none=True)

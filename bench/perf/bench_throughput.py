@@ -131,7 +131,7 @@ def measure(args: SimpleNamespace) -> dict:
         torch.backends.cudnn.benchmark = True
     cfg = trial_config(args)
     dtype = autocast_dtype(args.precision, device)
-    channels_last = device.type == "cuda" and args.channels_last
+    channels_last = args.channels_last  # the trainer uses it on a CPU too
     batches = make_batches(args, device)
     result: dict = {"bare": [], "trial": [], "peak_gib": {}}
     sides = ["trial"] if args.only_trial else ["bare", "trial"]
@@ -218,7 +218,7 @@ def run(args: SimpleNamespace) -> None:
         "batch": args.batch,
         "size": [args.height, args.width],
         "precision": args.precision,
-        "channels_last": bool(args.gpu and args.channels_last),
+        "channels_last": bool(args.channels_last),
         "compile": args.compile,
         "torch": torch.__version__,
         "trial_img_s": max(measured["trial"]),
