@@ -54,6 +54,7 @@ LEADERBOARD_JSON = "leaderboard.json"  # <study>/leaderboard.json: recorded lead
 PLAN_JSON = "plan.json"  # <study>/plan.json: a time_budget search's plan and how it spent the time (search/planner.py)
 EXTRA_DIR = "extra"  # <study>/extra/<name>/: extra training targets (pseudo-labelled test images, a teacher's soft targets)
 EXTRA_JSON = "extra.json"  # extra/<name>/extra.json: what the folder holds (core/data/extra.py), written last
+PSEUDO_JSON = "pseudo.json"  # extra/<name>/pseudo.json: the threshold, the precision reached and the kept counts (ensembling.pseudo)
 EXTRA_ALL = "all"  # extra/<name>/<part>_all.npy: the targets the refit (train_all) trains on
 
 # An export folder: the manifest, members/<trial_id>/ (weights, config), code/ (the predictor's modules),

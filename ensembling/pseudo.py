@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.contract import CLASSIFICATION, ExtraFolder
+from core.contract import CLASSIFICATION, PSEUDO_JSON, ExtraFolder
 from core.data.extra import IMAGES, ExtraWriter, check_replaceable
 from core.data.images import list_images, read_rgb
 from core.data.study import Study, open_study
@@ -203,7 +203,7 @@ def make_pseudo(study_dir: Path, images: Path, precision: float = 0.9, soft: boo
         report["oof_curve"] = precision_curve(confidence, quality)
         meta = {"kind": study.kind, "folds_hash": study.folds_hash, "n_folds": study.n_folds, "alpha": None, "soft": soft,
                 "images": [str(images / n) for n in names], "keep": keep}
-        writer.commit(meta, {"pseudo.json": report})
+        writer.commit(meta, {PSEUDO_JSON: report})
     except BaseException:
         writer.abort()
         raise

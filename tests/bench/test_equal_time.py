@@ -4,27 +4,14 @@ export_models, and the plain script's two sample layouts. No search or training 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load(relative: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    script = ROOT / relative
-    monkeypatch.setattr(sys, "path", [str(script.parent), *sys.path])  # siblings import beside it
-    spec = importlib.util.spec_from_file_location(f"bench_test_{script.stem}", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_scripts import load
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from conftest import TINY
 from ensembling_helpers import copy_study, one_line_error
 from safetensors.torch import load_file, save_file
 
-from core.contract import StudyFolder
+from core.contract import PSEUDO_JSON, StudyFolder
 from core.data.extra import open_extra
 from core.data.images import list_images, read_rgb
 from core.data.study import open_study
@@ -63,7 +63,7 @@ def test_pseudo_writes_a_folder_that_trials_train_on_without_touching_validation
     out = capsys.readouterr().out
     assert code == 0 and "pseudo-labels: kept" in out and "OOF precision" in out and "train.extra=pl" in out
     folder = StudyFolder(study_dir).extra("pl")
-    report = json.loads((folder.root / "pseudo.json").read_text())
+    report = json.loads((folder.root / PSEUDO_JSON).read_text())
     assert report["total"] == 4 and report["soft"] and report["oof_total"] == 16 and report["oof_precision"] >= 0.1
     assert set(report["kept"]) == {"0", "1", "all"} and report["oof_curve"][0]["kept"] == 16
     fold0, fold1 = np.load(folder.targets("images", 0)), np.load(folder.targets("images", 1))

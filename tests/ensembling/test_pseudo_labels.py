@@ -11,7 +11,7 @@ import torch
 from class_studies import add_trial, make_class_study, noisy, write_images
 from safetensors.torch import load_file, save_file
 
-from core.contract import StudyFolder
+from core.contract import PSEUDO_JSON, StudyFolder
 from core.data.study import open_study
 from core.store import usable_trials
 from ensembling import distill, pseudo, select
@@ -51,7 +51,7 @@ def test_label_pseudo_targets_of_fold_k_come_from_fold_k_models(class_study: Pat
     assert np.array_equal(np.load(before.targets("images", 0)), np.load(after.targets("images", 0)))
     fold1 = np.load(after.targets("images", 1)).astype(np.float32)
     assert fold1.dtype == np.float32 and np.allclose(fold1[:, 0], 1.0, atol=1e-3)
-    report = json.loads((after.root / "pseudo.json").read_text())
+    report = json.loads((after.root / PSEUDO_JSON).read_text())
     assert report["oof_total"] == 24 and report["kept"]["1"] == 6 and report["confidence"] == "top class probability"
 
 
