@@ -228,9 +228,8 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
     finalists = budget_plan.stages["finalists"]
     curves: dict[str, list[tuple[int, float]]] = {}
     if not interrupts.received:
-        distinct = None if not plan.search else max(1, len({repr(sorted(t.config.items())) for t in read_trials(study_dir) if not t.complete}))
         if screen.trials:
-            facts = replan_finalists(facts, budget_plan, time.time() - started, distinct or 0, contention, overhead)
+            facts = replan_finalists(facts, budget_plan, time.time() - started, contention, overhead)
             finalists = budget_plan.stages["finalists"]
             print(
                 f"time_budget: the screen measured trials {facts.contention:.2f}x slower side by side than timed alone and "

@@ -160,8 +160,10 @@ def joint_epochs(facts: Facts, seconds: float, members: int, most: int = 1000) -
     return fitting[-1] if fitting else 0
 
 
-def finalists_stage(facts: Facts, epochs: int, configurations: int | None = None) -> Stage:
-    trials = facts.lanes if not configurations else max(1, min(facts.lanes, configurations))
+def finalists_stage(facts: Facts, epochs: int) -> Stage:
+    """A finalist in every lane: with fewer distinct configurations than lanes, the best again with other seeds
+    (a lane left idle would leave its CPUs, and the budget's time on them, unused)."""
+    trials = facts.lanes
     val_every = max(1, math.ceil(epochs / validations(epochs)))  # at most VALIDATIONS points, the last epoch one of them
     note = f"the best {trials} configuration(s), {facts.folds} folds x {epochs} epoch(s) at full scale, validated every {val_every}"
     return Stage("finalists", finalist_seconds(facts, epochs), trials=trials, epochs=epochs, folds=facts.folds, val_every=val_every, note=note)
@@ -249,7 +251,7 @@ def measured_overhead(facts: Facts, spent: float, epochs_done: list[int], conten
     return max(TRIAL_OVERHEAD_S, (spent - compute / facts.lanes) / waves)
 
 
-def replan_finalists(facts: Facts, plan: BudgetPlan, elapsed: float, configurations: int, contention: float | None, overhead: float | None = None) -> Facts:
+def replan_finalists(facts: Facts, plan: BudgetPlan, elapsed: float, contention: float | None, overhead: float | None = None) -> Facts:
     """The finalists and the refit once the screen has run: the time left less the reserve, at the
     contention (the screen trials' pace against the timing) and trial overhead the screen measured.
     Returns the facts as measured, which later stages plan with."""
@@ -260,9 +262,9 @@ def replan_finalists(facts: Facts, plan: BudgetPlan, elapsed: float, configurati
         changes["trial_overhead_s"] = overhead
     facts = Facts(**{**asdict(facts), **changes})
     work = max(0.0, plan.budget_s - elapsed - plan.stages["reserve"].seconds)
-    k = max(1, min(facts.lanes, configurations)) if configurations else facts.lanes
+    k = facts.lanes
     epochs, refit_planned = finalists_and_refit(facts, work, k)
-    plan.stages["finalists"] = finalists_stage(facts, epochs, configurations)
+    plan.stages["finalists"] = finalists_stage(facts, epochs)
     plan.stages["refit"] = _planned_refit(facts, work - plan.stages["finalists"].seconds, k, epochs, refit_planned)
     plan.facts = asdict(facts)
     return facts

@@ -118,14 +118,23 @@ def test_a_budget_too_small_for_one_finalist_epoch_is_refused_with_what_it_needs
 
 def test_the_finalists_are_replanned_from_the_time_left_at_the_measured_pace() -> None:
     plan = make_plan(FACTS)
-    facts = replan_finalists(FACTS, plan, elapsed=300.0, configurations=1, contention=None)
+    facts = replan_finalists(FACTS, plan, elapsed=300.0, contention=None)
     assert plan.stages["finalists"].epochs == joint_epochs(FACTS, 1000 - 300 - 100, 1) and facts == FACTS
     two = dataclasses.replace(FACTS, lanes=2)
-    slower = replan_finalists(two, plan, elapsed=300.0, configurations=5, contention=2.0, overhead=60.0)
+    slower = replan_finalists(two, plan, elapsed=300.0, contention=2.0, overhead=60.0)
     assert slower.contention == 2.0 and slower.trial_overhead_s == 60.0 and plan.facts["contention"] == 2.0
     assert plan.stages["finalists"].trials == 2 and plan.stages["finalists"].epochs == joint_epochs(slower, 600, 2)
-    replan_finalists(FACTS, plan, elapsed=990.0, configurations=1, contention=None)
+    replan_finalists(FACTS, plan, elapsed=990.0, contention=None)
     assert plan.stages["finalists"].epochs == 0
+
+
+def test_every_lane_gets_a_finalist_however_few_configurations_the_screen_left() -> None:
+    # measured in issue 21: ASHA stopped one of two screened configurations and one finalist ran on two lanes,
+    # leaving a CPU idle and 165 s of a 600 s budget unspent; the finalists fill the lanes (other seeds of the best)
+    two = dataclasses.replace(FACTS, lanes=2)
+    plan = make_plan(two)
+    replan_finalists(two, plan, elapsed=300.0, contention=None)
+    assert plan.stages["finalists"].trials == 2 and "the best 2 configuration(s)" in plan.stages["finalists"].note
 
 
 def test_the_screen_measures_a_trial_overhead_from_its_wall_time() -> None:
