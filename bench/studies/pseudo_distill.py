@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
-from equal_time import machine, parse_splits  # beside this script
+from equal_time import machine, parse_splits, timed  # beside this script
 from fold_models_on_submission import fresh_work
 
 from core.contract import EXTRA_DIR, PSEUDO_JSON, STUDY_YAML, StudyFolder, read_json_file
@@ -68,16 +65,9 @@ def words(config: dict) -> list[str]:
     return [f"{k}={v}" for k, v in config.items()]
 
 
-def timed(argv: list[str], log: Path) -> float:
-    """``python -m argv`` (output appended to ``log``); its wall seconds. A failure names the log."""
-    began = time.perf_counter()
-    with open(log, "a") as handle:
-        handle.write(f"$ python -m {' '.join(argv)}\n")
-        handle.flush()
-        status = subprocess.run([sys.executable, "-m", *argv], stdout=handle, stderr=subprocess.STDOUT).returncode
-    if status != 0:
-        raise ValueError(f"python -m {' '.join(argv[:2])} ... failed (exit status {status}); its output is in {log}")
-    return time.perf_counter() - began
+def run_module(argv: list[str], log: Path) -> float:
+    """``python -m argv`` (output appended to ``log``, run in its folder); its wall seconds. A failure names the log."""
+    return timed([sys.executable, "-m", *argv], log, log.parent)
 
 
 def control_epochs(epochs: int, fold_images: int, kept: int) -> int:
@@ -101,10 +91,10 @@ def evaluate(study: Path, trials: list[str], where: Path, data: Path, log: Path)
     shutil.copytree(study, where, ignore=shutil.ignore_patterns("trials", "ensemble.json", "ensembles.json"), symlinks=True)
     for trial in trials:
         shutil.copytree(StudyFolder(study).trial(trial).root, StudyFolder(where).trial(trial).root)
-    timed(["ensembling.select", f"study={where}", "budget.seconds=3600", "budget.images=100", "nested=false"], log)
-    timed(["ensembling.export", f"study={where}", f"out={where.parent / (where.name + '-export')}"], log)
+    run_module(["ensembling.select", f"study={where}", "budget.seconds=3600", "budget.images=100", "nested=false"], log)
+    run_module(["ensembling.export", f"study={where}", f"out={where.parent / (where.name + '-export')}"], log)
     submission = where.parent / f"{where.name}.csv"
-    timed(["ensembling.predict", f"model={where.parent / (where.name + '-export')}", f"images={data / 'test_images'}",
+    run_module(["ensembling.predict", f"model={where.parent / (where.name + '-export')}", f"images={data / 'test_images'}",
            f"sample={data / 'sample_submission.csv'}", f"out={submission}", "device=cpu"], log)
     scored = score_submission(submission, data / "test_truth.csv", data / "test_images")
     oof = float(read_json_file(StudyFolder(where).ensemble_json)["oof_score"])
@@ -121,13 +111,13 @@ def one_seed(args: dict, seed: int) -> list[dict]:
     spent: dict[str, float] = {}
 
     def fit(trial: str, config: dict) -> None:
-        spent[trial] = timed(["trainables.fit", f"study={study}", f"trial_id={trial}", *words(config)], log)
+        spent[trial] = run_module(["trainables.fit", f"study={study}", f"trial_id={trial}", *words(config)], log)
 
     configs = {name: {**BASE, "train.epochs": epochs, **extra, "seed": extra.get("seed", 0) + seed} for name, extra in CONFIGS.items()}
     for name, config in configs.items():
         fit(name, config)
-    timed(["ensembling.select", f"study={study}", "budget.seconds=3600", "budget.images=100", "nested=false"], log)
-    spent["pseudo"] = timed(["ensembling.pseudo", f"study={study}", f"images={data / 'test_images'}", f"precision={args['precision']}", "device=cpu"], log)
+    run_module(["ensembling.select", f"study={study}", "budget.seconds=3600", "budget.images=100", "nested=false"], log)
+    spent["pseudo"] = run_module(["ensembling.pseudo", f"study={study}", f"images={data / 'test_images'}", f"precision={args['precision']}", "device=cpu"], log)
     per_fold = read_json_file(StudyFolder(study).root / EXTRA_DIR / "pseudo" / PSEUDO_JSON)["kept"]  # {"0": n, "1": n, "all": n}
     kept = max(int(n) for fold, n in per_fold.items() if fold != "all")  # fold k trains on fold k's kept images
     fold_images = args["images"] // 2
@@ -135,8 +125,8 @@ def one_seed(args: dict, seed: int) -> list[dict]:
     for name, config in configs.items():
         fit(f"{name}2", {**config, "train.extra": "pseudo"})
         fit(f"{name}+", {**config, "train.epochs": more})
-    spent["student"] = timed(["ensembling.distill", f"study={study}", "extra=pseudo", "alpha=0.5", "trial=student"], log)
-    spent["student0"] = timed(["ensembling.distill", f"study={study}", "alpha=0.5", "trial=student0"], log)
+    spent["student"] = run_module(["ensembling.distill", f"study={study}", "extra=pseudo", "alpha=0.5", "trial=student"], log)
+    spent["student0"] = run_module(["ensembling.distill", f"study={study}", "alpha=0.5", "trial=student0"], log)
     rows = []
     for index, (label, trials) in enumerate(SETS.items()):
         scored = evaluate(study, trials, folder / f"set{index}", data, log)
@@ -167,7 +157,7 @@ def run(given: dict) -> None:
     args["seeds"] = parse_splits(args["seeds"])
     if args["images"] % 2 or args["images"] < 8:
         raise ValueError(f"images must be an even number >= 8 (two folds), got {args['images']}")
-    if not re.fullmatch(r"0?\.\d+|1(\.0*)?", str(args["precision"])):
+    if not 0 < float(args["precision"]) <= 1:
         raise ValueError(f"precision must be a share in (0, 1], got {args['precision']!r}")
     args["work"] = Path(args["work"]).resolve()
     fresh_work(args["work"], MARKER)
