@@ -73,7 +73,7 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     metrics = {
         "trial_id": trial_id,
         "epochs": cfg.train.epochs,
-        "images": len(study.image_ids),
+        "images": study.training_images,
         "train_loss": float(np.mean(losses[-1:])),
         "seconds": time.perf_counter() - began,
         "config": config,

@@ -35,6 +35,7 @@ from search.planner import (
     BudgetPlan,
     Facts,
     Stage,
+    choose_split,
     format_plan,
     format_spent,
     make_plan,
@@ -100,8 +101,9 @@ def measure_facts(plan: Plan, study_dir: Path, budget: float, lanes: int, thread
         alone = full
     return Facts(
         budget_s=budget,
-        images=len(study.image_ids),
+        images=study.training_images,
         folds=study.n_folds,
+        oof_share=round(len(study.image_ids) / study.training_images, 4),
         lanes=lanes,
         space_epochs=int(_trial_value(plan, "train.epochs", TrainConfig.epochs)),
         searchable=bool(plan.search),
@@ -114,6 +116,27 @@ def measure_facts(plan: Plan, study_dir: Path, budget: float, lanes: int, thread
         tta_views=len(views(str(_trial_value(plan, "tta", "none")))),
         screen_scale=low,
     )
+
+
+def _split_for(facts: Facts, study_dir: Path, setup_s: float) -> Facts:
+    """The planner's split (K folds, or a holdout where K folds and a refit do not fit), the new study split
+    again when it is a holdout; a holdout the data cannot hold (too few images of a class) keeps K folds."""
+    from core.data.folds import holdout_share
+    from core.data.study import open_study, resplit_study
+
+    chosen = choose_split(facts, setup_s, holdout_share(facts.images))
+    if chosen.oof_share >= 1:
+        return facts
+    try:
+        study = resplit_study(open_study(study_dir), chosen.folds, chosen.oof_share)
+    except ValueError as error:
+        print(f"time_budget: {facts.folds} folds kept (a holdout would not fit this data: {error})", flush=True)
+        return facts
+    held = len(study.image_ids)
+    print(f"time_budget: {facts.folds} folds and a refit do not fit {facts.budget_s:.0f} s, so the study is split as a holdout: "
+          f"{held} of {study.training_images} images validated, each model trained on the other {study.training_images - held} "
+          "(give oof_share=1 to keep K folds)", flush=True)
+    return Facts(**{**dataclasses.asdict(chosen), "oof_share": round(held / study.training_images, 4)})
 
 
 def _stage_plan(plan: Plan, threads: int, fixed: dict[str, Any], **config: Any) -> Plan:
@@ -201,6 +224,8 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         print(f"time_budget: going on with the plan this study began with ({StudyFolder(study_dir).plan_json})", flush=True)
     else:
         facts = measure_facts(plan, study_dir, budget, lanes, threads, all_threads)
+        if plan.config.oof_share is None:
+            facts = _split_for(facts, study_dir, time.time() - started)
         budget_plan = make_plan(facts, setup_s=time.time() - started)
         problem = too_small(facts, budget_plan)
         if problem:
@@ -276,7 +301,10 @@ def finish_budgeted(plan: Plan, study_dir: Path, done: Budgeted) -> BudgetPlan:
     time_epochs = refit_time_epochs(facts, seconds, len(members))
     curves = [done.curves[m] for m in members if m in done.curves] or list(done.curves.values())
     trained = max(1, budget_plan.stages["finalists"].epochs)
-    epochs, why = refit_epochs(curves, trained, time_epochs)
+    if facts.oof_share < 1:
+        epochs, why = 0, budget_plan.stages["refit"].note or "no refit: the holdout's models are exported"
+    else:
+        epochs, why = refit_epochs(curves, trained, time_epochs)
     print(f"time_budget: {why}", flush=True)
     refit_stage.seconds, refit_stage.epochs = seconds, epochs
     if epochs:

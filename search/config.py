@@ -76,6 +76,9 @@ class SearchConfig:
     trials: int = 4  # configurations to try (Optuna proposes them, ASHA may stop them early)
     seed: int = 0  # the search's seed: Optuna's sampler, the split and each trial's seed
     folds: int = 5  # K of the study's K-fold split, fixed once per study
+    # the share of the images split into the K folds, the rest trained on by every fold model (folds=1 oof_share=0.1:
+    # a holdout); unset: every image, or, with time_budget, a holdout where K folds and a refit do not fit (search/planner.py)
+    oof_share: float | None = None
     oof_scale: float = 0.25  # OOF predictions and truth are stored at this fraction of each side
     # None: the data's default (dice_pairs for masks; accuracy, or macro_f1 multi-label, for image labels);
     # dice_pairs (Severstal), dice_image (Carvana), iou_dataset; accuracy, macro_f1, log_loss, roc_auc: fixed per study
@@ -230,8 +233,11 @@ def check_values(config: SearchConfig) -> None:
         raise ValueError(f"trials must be >= 1, got {config.trials}")
     if config.seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {config.seed}")
-    if config.folds < 2:
-        raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {config.folds}")
+    if config.oof_share is not None and not 0 < config.oof_share <= 1:
+        raise ValueError(f"oof_share must be in (0, 1] (the share of the images validated out of fold), got {config.oof_share}")
+    holdout = config.oof_share is not None and config.oof_share < 1
+    if config.folds < (1 if holdout else 2):
+        raise ValueError(f"folds must be >= 2 for out-of-fold predictions (or 1 with oof_share below 1: a holdout), got {config.folds}")
     _check_ray(config.ray)
     if config.scheduler.grace_period < 1:
         raise ValueError(f"scheduler.grace_period must be >= 1 epoch, got {config.scheduler.grace_period}")

@@ -7,7 +7,8 @@ top; of the rest ``A``:
 - **reserve** (10 % of ``A``): selection, then export and the prediction of the test images.
 - **screen** (25 % of ``A``): Optuna proposes, ASHA stops the weak; each trial trains one fold at low
   fidelity (half the image side unless that falls under ``MIN_SCREEN_SIDE`` pixels, half the epochs).
-  There is a screen only where it pays: the space varies something, at least two screening trials fit,
+  There is a screen only where it pays: the space varies something, more screening trials fit than
+  there are finalists (else every screened configuration goes on and the screen chose nothing),
   and the finalists and refit still get the space's own epochs in what the screen leaves. On a few
   CPUs and a few minutes they do not (measured in issue 12: a pruned trial's epochs end in no member),
   and the finalists get the time.
@@ -19,6 +20,10 @@ top; of the rest ``A``:
   post-processing stand on. With fewer distinct configurations than lanes, the best one is trained again
   with the next seed (a seed ensemble). When the screen ends, the finalists are re-planned from the time
   left, at the pace and the per-trial overhead the screen measured.
+- **the split**: K folds where the finalists and a refit at the space's epochs both fit; where they do
+  not, the new study is split again as a holdout (:func:`choose_split`): each finalist trains one model
+  on about 90 % of the images, validated on the rest, and no refit follows. K fold models without a
+  refit, trained on (K-1)/K of the images for fewer epochs, were what lost to a plain script.
 - **select** (inside the reserve): the greedy ensemble and its post-processing, tuned on the OOF.
 - **refit**: each selected member on every image, for the epochs its learning curve justifies
   (:func:`refit_epochs`: up to twice ``E`` while the curve still rose), as the time left allows; a refit
@@ -44,7 +49,7 @@ class Facts:
     """What the plan is computed from: the budget, the study, the lanes and the measured paces."""
 
     budget_s: float
-    images: int  # training images of the study
+    images: int  # training images of the study (the OOF images and any TRAIN_ONLY ones)
     folds: int  # K
     lanes: int  # trials that run side by side
     space_epochs: int  # the space's train.epochs (the screen trains half of them)
@@ -59,6 +64,14 @@ class Facts:
     screen_scale: float = 0.5  # times train.scale, or 1.0 where the image would be too small
     contention: float = CONTENTION  # applied to the trials' paces when lanes > 1
     trial_overhead_s: float = TRIAL_OVERHEAD_S  # seconds a trial spends besides its epochs and validations
+    oof_share: float = 1.0  # the share of the images in the K folds (below 1: a holdout, the rest train in every fold)
+
+    def fold_train_images(self) -> float:
+        """Images one fold model trains on: all but its fold's share."""
+        return self.images * (1 - self.oof_share / self.folds)
+
+    def oof_images(self) -> float:
+        return self.images * self.oof_share
 
 
 @dataclass
@@ -105,8 +118,8 @@ def screen_shape(facts: Facts) -> tuple[int, int]:
 def screen_compute(facts: Facts, epochs: int) -> float:
     """One screening trial's ``epochs`` on fold 0's images and its validations at the rungs, at the facts' pace."""
     _, grace = screen_shape(facts)
-    train_images = facts.images * (facts.folds - 1) / facts.folds
-    val_images = facts.images / facts.folds
+    train_images = facts.fold_train_images()
+    val_images = facts.oof_images() / facts.folds
     return epochs * train_images * _lane_pace(facts, facts.screen_train_s) + math.ceil(epochs / grace) * val_images * _lane_pace(facts, facts.screen_eval_s)
 
 
@@ -116,10 +129,15 @@ def screen_stage(facts: Facts, seconds: float) -> Stage:
     per_trial = screen_compute(facts, epochs) + facts.trial_overhead_s
     per_lane = int(seconds // per_trial) if per_trial > 0 else 0
     trials = per_lane * facts.lanes
-    if not facts.searchable or trials < 2:
-        why = "the space varies nothing" if not facts.searchable else f"a screening trial takes ~{per_trial:.0f} s: fewer than 2 fit in {seconds:.0f} s"
+    if not facts.searchable or trials <= max(1, facts.lanes):
+        if not facts.searchable:
+            why = "the space varies nothing"
+        elif trials > 1:  # as many screened as finalists: every one screened goes on, so the screen chose nothing
+            why = f"a screening trial takes ~{per_trial:.0f} s: {trials} fit in {seconds:.0f} s, no more than the {facts.lanes} finalists"
+        else:
+            why = f"a screening trial takes ~{per_trial:.0f} s: fewer than 2 fit in {seconds:.0f} s"
         return Stage("screen", 0.0, note=f"no screen: {why}")
-    train_images = facts.images * (facts.folds - 1) / facts.folds
+    train_images = facts.fold_train_images()
     note = f"up to {trials} configuration(s) x {epochs} epoch(s) on fold 0 ({train_images:.0f} images), ASHA at epoch {grace}"
     return Stage("screen", seconds, trials=trials, epochs=epochs, folds=1, scale=facts.screen_scale, val_every=grace, note=note)
 
@@ -136,8 +154,8 @@ def validated_epochs(epochs: int, val_every: int) -> list[int]:
 
 def finalist_seconds(facts: Facts, epochs: int) -> float:
     """A finalist's expected seconds: every fold's epochs, its validations without TTA, the last with it."""
-    train = epochs * facts.images * (facts.folds - 1) * _lane_pace(facts, facts.train_s)
-    evals = (validations(epochs) - 1 + facts.tta_views) * facts.images * _lane_pace(facts, facts.eval_s)
+    train = epochs * facts.folds * facts.fold_train_images() * _lane_pace(facts, facts.train_s)
+    evals = (validations(epochs) - 1 + facts.tta_views) * facts.oof_images() * _lane_pace(facts, facts.eval_s)
     return train + evals + facts.trial_overhead_s
 
 
@@ -165,7 +183,8 @@ def finalists_stage(facts: Facts, epochs: int) -> Stage:
     (a lane left idle would leave its CPUs, and the budget's time on them, unused)."""
     trials = facts.lanes
     val_every = max(1, math.ceil(epochs / validations(epochs)))  # at most VALIDATIONS points, the last epoch one of them
-    note = f"the best {trials} configuration(s), {facts.folds} folds x {epochs} epoch(s) at full scale, validated every {val_every}"
+    folds = f"{facts.folds} folds" if facts.oof_share >= 1 else f"a holdout ({facts.folds} fold(s) of {facts.oof_share:.0%} of the images; each model trains on {facts.fold_train_images():.0f})"
+    note = f"the best {trials} configuration(s), {folds} x {epochs} epoch(s) at full scale, validated every {val_every}"
     return Stage("finalists", finalist_seconds(facts, epochs), trials=trials, epochs=epochs, folds=facts.folds, val_every=val_every, note=note)
 
 
@@ -191,10 +210,24 @@ def finalists_and_refit(facts: Facts, seconds: float, members: int) -> tuple[int
     A refit is planned only where, sized together, the finalists still train the space's epochs; on a
     tighter budget the finalists take all the time and their fold models are the ensemble (a refit
     bought with half the finalists' epochs is not expected to pay)."""
+    if facts.oof_share < 1:  # a holdout's models already train on most images: they take all the time
+        return finalist_epochs(facts, seconds), False
     together = joint_epochs(facts, seconds, members)
     if together >= facts.space_epochs:
         return together, True
     return finalist_epochs(facts, seconds), False
+
+
+def choose_split(facts: Facts, setup_s: float, share: float) -> Facts:
+    """K folds where the budget holds the finalists and a refit on every image at the space's epochs;
+    otherwise a holdout: one fold of ``share`` of the images, each finalist one model trained on the rest.
+
+    Either way the models shipped train on most images (the refit on all, a holdout's on 1 - share);
+    what K folds without a refit would ship, fold models on (K-1)/K of the images for fewer epochs, lost to
+    a plain script at equal time on every split measured (issue 21). A split already a holdout is kept."""
+    if facts.oof_share < 1 or make_plan(facts, setup_s).stages["refit"].epochs:
+        return facts
+    return Facts(**{**asdict(facts), "folds": 1, "oof_share": share})
 
 
 def make_plan(facts: Facts, setup_s: float = 0.0) -> BudgetPlan:
@@ -221,6 +254,8 @@ def make_plan(facts: Facts, setup_s: float = 0.0) -> BudgetPlan:
 def _planned_refit(facts: Facts, seconds: float, members: int, epochs: int, planned: bool) -> Stage:
     if planned:
         return refit_stage(facts, seconds, members, epochs)
+    if facts.oof_share < 1:
+        return Stage("refit", max(0.0, seconds), note=f"no refit: the holdout's models train on {facts.fold_train_images():.0f} of the {facts.images} images already")
     together = joint_epochs(facts, seconds + finalist_seconds(facts, epochs), members)
     return Stage("refit", max(0.0, seconds), note=(
         f"no refit planned: with one the finalists would train {together} epoch(s), fewer than the space's {facts.space_epochs}; "

@@ -23,11 +23,11 @@ EXPERIMENT_STATE = "experiment_state-*.json"  # Ray Tune's saved state of the se
 RAY_TRIAL_PREFIX = "ray-"  # Tune's folder of a trial in the study: ray-<trial_id>/ (error.txt, checkpoints)
 
 # The settings that define a search: resuming with another value would mix two searches in one study.
-SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_scale", "metric", "data", "scheduler", "trial", "search")
+SAME_SEARCH_KEYS = ("trials", "seed", "folds", "oof_share", "oof_scale", "metric", "data", "scheduler", "trial", "search")
 
 
 # Keys a study.yaml written before they existed lacks: read as their default, so such a study still resumes.
-DEFAULTS_ADDED_LATER = {"data.task": "auto", "data.allow_empty": False}
+DEFAULTS_ADDED_LATER = {"data.task": "auto", "data.allow_empty": False, "oof_share": None}
 
 
 def begun(study_dir: Path) -> bool:

@@ -68,7 +68,7 @@ def _resolve_places(plan: Plan) -> None:
 
 def _study_config(plan: Plan) -> StudyConfig:
     cfg = plan.config
-    return StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric)
+    return StudyConfig(data=cfg.data, folds=cfg.folds, seed=cfg.seed, oof_scale=cfg.oof_scale, metric=cfg.metric, oof_share=cfg.oof_share)
 
 
 def prepare(plan: Plan) -> Path:

@@ -114,7 +114,7 @@ def make_fold_run(
     t = cfg.train
     optimizer = make_optimizer(t.optimizer, model, t.lr, t.weight_decay, t.momentum)
     augment = get_augment(t.augment, seed=epoch_seed(cfg.seed, fold, 0), ops=t.augment_ops)
-    train_set = dataset(study.data, ids[~is_val].tolist(), size, augment, cache)
+    train_set = dataset(study.data, ids[~is_val].tolist() + study.train_only, size, augment, cache)  # + a holdout's TRAIN_ONLY images
     if extra is not None:
         train_set = extra.dataset(train_set, fold, np.flatnonzero(~is_val), augment)
     val_set = dataset(study.data, ids[is_val].tolist(), size, cache=cache)

@@ -35,7 +35,7 @@ def make_cache(n_images: int, size: tuple[int, int], classes: int) -> dict | Non
 
 def study_cache(study: Study, size: tuple[int, int]) -> DiskCache:
     """The study's decoded images and masks at ``size``, built on first use (by whichever trial is first)."""
-    return DiskCache(study.folder.cache_dir, study.data, study.image_ids, size)
+    return DiskCache(study.folder.cache_dir, study.data, study.all_image_ids, size)
 
 
 def augment_pair(augment: A.Compose | None, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

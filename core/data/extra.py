@@ -104,6 +104,9 @@ def open_extra(study: Any, name: str) -> ExtraTargets:
     if meta.get("folds_hash") != study.folds_hash:
         raise ValueError(f"{key}: its targets were made for another split (folds hash {meta.get('folds_hash')}, the study's "
                          f"{study.folds_hash}); make them again for this study, or they would leak validation images")
+    if study.train_only:
+        raise ValueError(f"{key}: this study holds out only {len(study.image_ids)} of its {study.training_images} images (oof_share below 1), "
+                         "so the rest have no out-of-fold targets to train with; use extra images on a study whose folds cover every image")
     if meta.get("kind") != study.kind:
         raise ValueError(f"{key}: holds {meta.get('kind')} targets, the study is {study.kind}")
     return ExtraTargets(folder, meta, study.n_folds)

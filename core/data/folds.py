@@ -3,6 +3,12 @@
 Out-of-fold ensembling is only valid when every trial was validated on the same split, so a study
 writes ``folds.csv`` once and every trial reads it back; a study asked for a different split is
 refused rather than silently re-split.
+
+A split may hold out only a share of the images (``oof_share`` below 1): the rest are marked
+``TRAIN_ONLY`` (fold -1) in ``folds.csv``. Every fold model and every refit trains on them; none is ever
+validated or predicted out of fold on them. ``folds=1`` with ``oof_share=0.1`` is a plain holdout: one
+model trains on 90 % of the images and the post-processing is tuned on the 10 % it never saw. A time
+budget too short for K-fold models and a refit chooses it (``search/planner.py``).
 """
 
 from __future__ import annotations
@@ -18,18 +24,39 @@ from sklearn.model_selection import StratifiedKFold
 
 from core.atomic import write_with
 
+TRAIN_ONLY = -1  # folds.csv's fold of an image that every fold model trains on and none validates on
+HOLDOUT_SHARE = 0.1  # a holdout keeps this share of the images out of training (at least HOLDOUT_MIN of them)
+HOLDOUT_MIN = 30  # images: fewer would leave too few to tune thresholds and minimum areas on
+
+
+def holdout_share(images: int) -> float:
+    """The share a holdout validates on: HOLDOUT_SHARE of ``images``, raised so at least HOLDOUT_MIN images (never above half)."""
+    return round(min(0.5, max(HOLDOUT_SHARE, HOLDOUT_MIN / max(images, 1))), 4)
+
 
 def make_folds(
-    image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int, single_label: bool = False
+    image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int, single_label: bool = False, oof_share: float = 1.0
 ) -> pd.DataFrame:
     """Assign each image a fold so every fold has about the same share of each class.
 
     ``single_label`` (classification: one class per image): sklearn's StratifiedKFold on the class.
+    ``oof_share`` below 1: the images are split stratified into about ``n_folds / oof_share`` parts, the
+    first ``n_folds`` keep their numbers and the rest become TRAIN_ONLY (``n_folds`` may then be 1).
     """
-    if n_folds < 2:
-        raise ValueError(f"folds must be >= 2 for out-of-fold predictions, got {n_folds}")
-    if len(image_ids) < n_folds:
-        raise ValueError(f"folds ({n_folds}) must not exceed the number of images ({len(image_ids)})")
+    if not 0 < oof_share <= 1:
+        raise ValueError(f"oof_share must be in (0, 1], got {oof_share}")
+    if n_folds < (1 if oof_share < 1 else 2):
+        raise ValueError(f"folds must be >= 2 for out-of-fold predictions (or 1 with oof_share below 1: a holdout), got {n_folds}")
+    parts = n_folds if oof_share >= 1 else max(n_folds + 1, round(n_folds / oof_share))
+    if len(image_ids) < parts:
+        raise ValueError(f"folds ({n_folds}) must not exceed the number of images ({len(image_ids)})"
+                         if oof_share >= 1 else f"folds={n_folds} with oof_share={oof_share} needs {parts} parts, more than the {len(image_ids)} images")
+    split = _stratified(image_ids, labels, parts, seed, single_label)
+    split.loc[split["fold"] >= n_folds, "fold"] = TRAIN_ONLY
+    return split
+
+
+def _stratified(image_ids: list[str], labels: np.ndarray, n_folds: int, seed: int, single_label: bool) -> pd.DataFrame:
     labels = np.asarray(labels)
     if labels.ndim != 2 or len(labels) != len(image_ids):
         raise ValueError(f"labels must have shape (images, classes) = ({len(image_ids)}, C), got {labels.shape}")

@@ -33,7 +33,7 @@ from core.data.config import (  # noqa: F401  (their home was here: importers ke
     resolve_root,
     study_metric,
 )
-from core.data.folds import folds_hash, make_folds, read_folds, write_folds
+from core.data.folds import TRAIN_ONLY, folds_hash, make_folds, read_folds, write_folds
 from core.data.formats import SegmentationData, get_format
 from core.data.images import verify_image
 from core.data.problems import Problems
@@ -47,16 +47,31 @@ class StudyConfig:
     seed: int = 0
     oof_scale: float = 0.25  # OOF probabilities and truth are stored at this fraction of each side
     metric: str = "dice_pairs"  # what trials report and selection optimises (core.metrics registry)
+    # the share of the images split into the K folds; the rest train in every fold (core/data/folds.py).
+    # None: every image (1.0), unless a time budget's planner re-splits the new study as a holdout
+    oof_share: float | None = None
 
 
 @dataclass
 class Study:
-    """An opened study: the data, the images of the split in folds.csv order, and the OOF size."""
+    """An opened study: the data, the images of the split in folds.csv order, and the OOF size.
+
+    ``folds`` holds the validated (OOF) images only; ``train_only`` the images folds.csv marks TRAIN_ONLY,
+    which every fold model trains on besides its other folds' images."""
 
     root: Path
     config: StudyConfig
     data: SegmentationData
     folds: pd.DataFrame
+    train_only: list[str] = field(default_factory=list)
+    split: pd.DataFrame | None = field(default=None, repr=False)  # folds.csv as written, TRAIN_ONLY rows included
+
+    def __post_init__(self) -> None:
+        if self.split is None:
+            self.split = self.folds
+        held = self.split["fold"] == TRAIN_ONLY
+        self.folds = self.split[~held].reset_index(drop=True)
+        self.train_only = self.split.loc[held, "image_id"].tolist()
 
     @property
     def image_ids(self) -> list[str]:
@@ -72,7 +87,16 @@ class Study:
 
     @property
     def folds_hash(self) -> str:
-        return folds_hash(self.folds)
+        return folds_hash(self.split)
+
+    @property
+    def all_image_ids(self) -> list[str]:
+        """Every image the study trains on, the OOF and the TRAIN_ONLY ones, in folds.csv order (the caches' order)."""
+        return self.split["image_id"].tolist()
+
+    @property
+    def training_images(self) -> int:
+        return len(self.split)
 
     @property
     def folder(self) -> StudyFolder:
@@ -156,8 +180,24 @@ def check_study_data(config: StudyConfig) -> CheckedData:
     if not labels.any():
         _refuse_empty(config.data, len(ids))
     single_label = data.kind == CLASSIFICATION and not data.multi_label
-    split = make_folds(ids, labels, config.folds, config.seed, single_label=single_label)
+    split = make_folds(ids, labels, config.folds, config.seed, single_label=single_label, oof_share=config.oof_share or 1.0)
     return CheckedData(data=data, problems=problems, split=split)
+
+
+def resplit_study(study: Study, folds: int, oof_share: float) -> Study:
+    """A new study split again before any trial has run (a time budget's planner choosing a holdout):
+    folds.csv and truth.npy written anew, each by a temp name then a rename."""
+    if any(study.folder.trial_folders()):
+        raise ValueError(f"{study.root}: trials were already trained on its split, so it cannot be split again; start a new study (study=NAME)")
+    labels = study.data.labels()
+    index = {image_id: i for i, image_id in enumerate(study.data.image_ids)}
+    ids = study.split["image_id"].tolist()
+    single_label = study.kind == CLASSIFICATION and not study.multi_label
+    split = make_folds(ids, labels[[index[i] for i in ids]], folds, study.config.seed, single_label=single_label, oof_share=oof_share)
+    write_folds(study.folder.folds_csv, split)
+    new = Study(root=study.root, config=study.config, data=study.data, folds=split)
+    _write_truth(new)
+    return new
 
 
 def _refuse_empty(config: DataConfig, images: int) -> None:
@@ -179,11 +219,7 @@ def prepare_study(root: Path, config: StudyConfig, checked: CheckedData | None =
     folds_path = StudyFolder(root).folds_csv
     if folds_path.exists():
         folds = read_folds(folds_path)
-        if folds["fold"].nunique() != config.folds:
-            raise ValueError(
-                f"{folds_path}: this study was split into {folds['fold'].nunique()} folds, not {config.folds}; "
-                "OOF ensembling needs one split per study, so start a new study (study=NAME) to change it"
-            )
+        _check_split(folds_path, folds, config)
         missing = sorted(set(folds["image_id"]) - set(data.image_ids))
         if missing:
             raise ValueError(f"{folds_path}: image {missing[0]} of the split is not in {data.image_dir}")
@@ -196,6 +232,20 @@ def prepare_study(root: Path, config: StudyConfig, checked: CheckedData | None =
     else:
         _write_truth(study)
     return study
+
+
+def _check_split(path: Path, folds: pd.DataFrame, config: StudyConfig) -> None:
+    """An existing split is kept only as asked for: K folds, and a holdout where oof_share is below 1.
+    With oof_share unset, a holdout a time budget's planner chose is kept as it is."""
+    oof = folds[folds["fold"] != TRAIN_ONLY]
+    k, held = oof["fold"].nunique(), len(oof) < len(folds)
+    asked = config.oof_share
+    if (asked is None and held) or (k == config.folds and held == (asked is not None and asked < 1)):
+        return
+    what = f"{k} folds" + (f" of {len(oof)} of its {len(folds)} images (a holdout)" if held else "")
+    given = f"folds={config.folds}" + (f" oof_share={asked}" if asked is not None else "")
+    raise ValueError(f"{path}: this study was split into {what}, not as {given} asks; "
+                     "OOF ensembling needs one split per study, so start a new study (study=NAME) to change it")
 
 
 def _check_truth(study: Study) -> None:
@@ -232,7 +282,7 @@ def open_study(root: str | Path) -> Study:
     raw = yaml.safe_load(path.read_text()) or {}
     config = StudyConfig(
         data=_legacy_data(dict(raw.get("data") or {})),
-        **{k: raw[k] for k in ("folds", "seed", "oof_scale", "metric") if k in raw},
+        **{k: raw[k] for k in ("folds", "seed", "oof_scale", "metric", "oof_share") if k in raw},
     )
     problems = Problems(config.data.on_error)
     data = load_data(config.data, problems)  # the same rows skipped as when the study was prepared

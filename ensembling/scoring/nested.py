@@ -36,15 +36,18 @@ def outer_parts(folds: np.ndarray, split: str = "images", seed: int = 0) -> np.n
     if split not in NESTED_SPLITS:
         raise ValueError(f"nested.split={split}: give one of {', '.join(NESTED_SPLITS)}")
     folds = np.asarray(folds)
-    if split == "folds":
-        return folds
     names = np.unique(folds)
+    if split == "folds":
+        if len(names) < 2:
+            raise ValueError("nested.split=folds needs 2 folds or more, and this study has 1 (a holdout); use nested.split=images")
+        return folds
+    n_parts = max(2, len(names))  # a holdout's one fold is dealt into two parts
     rng = np.random.default_rng(seed)
     parts = np.empty(len(folds), np.int64)
     offset = 0
     for fold in names:
         rows = rng.permutation(np.flatnonzero(folds == fold))
-        parts[rows] = (np.arange(len(rows)) + offset) % len(names)  # dealt on from where the last fold stopped: parts differ by one image at most
+        parts[rows] = (np.arange(len(rows)) + offset) % n_parts  # dealt on from where the last fold stopped: parts differ by one image at most
         offset += len(rows)
     return parts
 

@@ -28,3 +28,10 @@ def test_folds_split_is_the_training_folds_and_an_unknown_split_is_refused() -> 
     np.testing.assert_array_equal(outer_parts(folds, "folds"), folds)
     with pytest.raises(ValueError, match=re.escape("nested.split=rows: give one of images, folds")):
         outer_parts(folds, "rows")
+
+
+def test_a_holdouts_one_fold_is_dealt_into_two_parts_and_split_by_folds_is_refused() -> None:
+    parts = outer_parts(np.zeros(9, np.int64), "images")
+    assert sorted(np.bincount(parts).tolist()) == [4, 5]
+    with pytest.raises(ValueError, match=r"nested.split=folds needs 2 folds or more, and this study has 1 \(a holdout\)"):
+        outer_parts(np.zeros(9, np.int64), "folds")

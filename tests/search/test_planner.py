@@ -12,6 +12,7 @@ from search.planner import (
     TRIAL_OVERHEAD_S,
     Facts,
     best_epoch,
+    choose_split,
     finalist_epochs,
     finalist_seconds,
     finalists_and_refit,
@@ -182,3 +183,33 @@ def test_finalists_without_enough_configurations_are_the_best_again_with_other_s
 
     plan = read_plan(["space=quick", "train.lr=0.001", "train.loss=bce_dice", "seed=7"])  # nothing left to search
     assert finalist_points(plan, [], 3) == [{"seed": 7}, {"seed": 8}, {"seed": 9}]
+
+
+def test_a_holdout_finalist_trains_one_model_on_the_images_it_does_not_validate() -> None:
+    # folds=1 of 20 % of 100 images: one model trains on 80 images (8 s an epoch at 0.1 s) and validates 20 (0.4 s a pass)
+    holdout = dataclasses.replace(FACTS, folds=1, oof_share=0.2)
+    assert holdout.fold_train_images() == pytest.approx(80) and holdout.oof_images() == pytest.approx(20)
+    assert finalist_seconds(holdout, 5) == pytest.approx(5 * 8 + (3 - 1 + 2) * 0.4 + TRIAL_OVERHEAD_S)
+    # its screening trial is the same fold: 3 epochs of 80 images at 0.025 s, validated 3 times on 20 at 0.005 s
+    assert screen_compute(holdout, 3) == pytest.approx(3 * 80 * 0.025 + 3 * 20 * 0.005)
+    # K folds with 20 % of the images in them: each of 2 fold models validates 10 and trains on 90
+    two = dataclasses.replace(FACTS, oof_share=0.2)
+    assert two.fold_train_images() == pytest.approx(90) and finalist_seconds(two, 1) == pytest.approx(2 * 9 + 2 * 0.4 + TRIAL_OVERHEAD_S)
+    plan = make_plan(holdout)
+    assert plan.stages["refit"].epochs == 0 and "holdout's models train on 80 of the 100 images" in plan.stages["refit"].note
+    assert "a holdout (1 fold(s) of 20% of the images; each model trains on 80)" in plan.stages["finalists"].note
+
+
+def test_the_split_stays_k_folds_where_a_refit_fits_and_becomes_a_holdout_where_it_does_not() -> None:
+    assert make_plan(FACTS).stages["refit"].epochs >= FACTS.space_epochs
+    assert choose_split(FACTS, 0.0, 0.1) == FACTS  # 1000 s hold 2 folds and a refit of the space's 6 epochs
+    tight = dataclasses.replace(FACTS, budget_s=150.0)  # 135 s of work (no screen): 2 folds and a refit fit 5 epochs (15 s each + 48 s)
+    assert make_plan(tight).stages["refit"].epochs == 0
+    chosen = choose_split(tight, 0.0, 0.1)
+    assert (chosen.folds, chosen.oof_share) == (1, 0.1) and {**dataclasses.asdict(chosen), "folds": 2, "oof_share": 1.0} == dataclasses.asdict(tight)
+    # the holdout's model trains 12 epochs of 90 images (9 s each + 0.8 + 20 s) where 2 fold models trained 10 of 50
+    assert (make_plan(chosen).stages["finalists"].epochs, make_plan(tight).stages["finalists"].epochs) == (12, 10)
+    # a split that is a holdout already (the user's oof_share) is kept, however tight
+    assert choose_split(chosen, 0.0, 0.3) == chosen
+    # the setup's seconds count: what fits in 1000 s does not once 880 s went to the setup (108 s of work: 4 epochs)
+    assert choose_split(FACTS, 880.0, 0.1).oof_share == 0.1

@@ -152,7 +152,9 @@ def test_overrides_must_be_key_value() -> None:
     ("word", "message"),
     [
         ("trials=0", r"trials must be >= 1, got 0"),
-        ("folds=1", r"folds must be >= 2 for out-of-fold predictions, got 1"),
+        ("folds=1", r"folds must be >= 2 for out-of-fold predictions \(or 1 with oof_share below 1: a holdout\), got 1"),
+        ("folds=1 oof_share=1", r"folds must be >= 2 .* got 1"),
+        ("oof_share=0", r"oof_share must be in \(0, 1\] \(the share of the images validated out of fold\), got 0"),
         ("oof_scale=0", r"oof_scale must be in \(0, 1\], got 0"),
         ("trials=many", r"^command line: trials must be int, got 'many'"),
         ("train.epochs=1.5", r"^command line: train\.epochs must be int, got 1\.5"),
@@ -160,7 +162,7 @@ def test_overrides_must_be_key_value() -> None:
 )
 def test_bad_values_are_errors(word: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        load_plan([word])
+        load_plan(word.split())
 
 
 def test_a_space_given_as_a_path(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ class LabelTask:
             )
 
     def cache(self, size: tuple[int, int]) -> DiskCache:
-        return DiskCache(self.study.folder.cache_dir, self.study.data, self.study.image_ids, size, masks=False)
+        return DiskCache(self.study.folder.cache_dir, self.study.data, self.study.all_image_ids, size, masks=False)
 
     def loss(self, cfg: TrialConfig) -> Callable:
         return label_loss(self.study.multi_label, cfg.train.class_weights)

@@ -83,8 +83,9 @@ def test_fit_target_resizes_masks_and_scales_to_one() -> None:
     assert out.shape == (1, 4, 4) and out.dtype == np.float32 and out.max() == pytest.approx(1.0) and out[0, 0, 0] == 0
 
 
-def _study(tmp_path: Path, kind: str = "segmentation", folds_hash: str = "abc") -> SimpleNamespace:
-    return SimpleNamespace(folder=StudyFolder(tmp_path), folds_hash=folds_hash, kind=kind, n_folds=2)
+def _study(tmp_path: Path, kind: str = "segmentation", folds_hash: str = "abc", train_only: tuple = ()) -> SimpleNamespace:
+    return SimpleNamespace(folder=StudyFolder(tmp_path), folds_hash=folds_hash, kind=kind, n_folds=2, train_only=list(train_only),
+                           image_ids=["a", "b"], training_images=2 + len(train_only))
 
 
 def _write(study: SimpleNamespace, name: str = "pseudo", **meta: object) -> None:
@@ -111,6 +112,8 @@ def test_open_extra_refuses_a_missing_folder_another_split_and_another_kind(tmp_
         open_extra(_study(tmp_path, folds_hash="other"), "pseudo")
     with pytest.raises(ValueError, match=r"holds segmentation targets, the study is classification"):
         open_extra(_study(tmp_path, kind="classification"), "pseudo")
+    with pytest.raises(ValueError, match=r"train.extra=pseudo: this study holds out only 2 of its 5 images .* no out-of-fold targets"):
+        open_extra(_study(tmp_path, train_only=("c", "d", "e")), "pseudo")
 
 
 def test_a_folder_we_did_not_write_is_never_replaced(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.folds import folds_hash, make_folds, read_folds, write_folds
+from core.data.folds import TRAIN_ONLY, folds_hash, holdout_share, make_folds, read_folds, write_folds
 
 IDS = [f"{i:04d}.jpg" for i in range(40)]
 
@@ -53,7 +53,7 @@ def test_boolean_labels_work():
 @pytest.mark.parametrize(
     ("ids", "labels", "n_folds", "message"),
     [
-        (IDS, _labels(), 1, "folds must be >= 2 for out-of-fold predictions, got 1"),
+        (IDS, _labels(), 1, r"folds must be >= 2 for out-of-fold predictions \(or 1 with oof_share below 1: a holdout\), got 1"),
         (IDS[:3], _labels()[:3], 4, r"folds \(4\) must not exceed the number of images \(3\)"),
         (IDS, _labels()[:39], 4, r"labels must have shape \(images, classes\) = \(40, C\), got \(39, 4\)"),
         (IDS, _labels()[:, 0], 4, r"got \(40,\)"),
@@ -63,6 +63,24 @@ def test_boolean_labels_work():
 def test_bad_arguments(ids, labels, n_folds, message):
     with pytest.raises(ValueError, match=message):
         make_folds(ids, labels, n_folds, seed=0)
+
+
+def test_a_holdout_keeps_a_stratified_share_and_marks_the_rest_train_only():
+    labels = _labels()
+    split = make_folds(IDS, labels, 1, seed=3, oof_share=0.25)  # 4 stratified parts: part 0 validates, 1-3 only train
+    held = split["fold"] == 0
+    assert set(split["fold"]) == {0, TRAIN_ONLY} and held.sum() == 10
+    assert np.abs(labels[held.to_numpy()].sum(0) - labels.sum(0) / 4).max() <= 1  # each class about a quarter, as in 4 folds
+    two = make_folds(IDS, labels, 2, seed=3, oof_share=0.5)
+    assert sorted(set(two["fold"])) == [TRAIN_ONLY, 0, 1] and (two["fold"] >= 0).sum() == 20
+    with pytest.raises(ValueError, match=r"oof_share must be in \(0, 1\], got 1.5"):
+        make_folds(IDS, labels, 2, seed=0, oof_share=1.5)
+    with pytest.raises(ValueError, match=r"folds=1 with oof_share=0.01 needs 100 parts, more than the 40 images"):
+        make_folds(IDS, labels, 1, seed=0, oof_share=0.01)
+
+
+def test_holdout_share_is_a_tenth_but_at_least_thirty_images_and_at_most_half():
+    assert holdout_share(894) == 0.1 and holdout_share(210) == pytest.approx(30 / 210, abs=1e-4) and holdout_share(40) == 0.5
 
 
 def test_write_read_round_trip_keeps_ids_as_text(tmp_path):
