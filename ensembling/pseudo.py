@@ -74,7 +74,12 @@ def resize_planes(arrays: np.ndarray, size: tuple[int, int], interpolation: int 
 
 
 def open_ensemble(study_dir: Path) -> tuple[Study, Manifest]:
+    """The study and its selected ensemble, for extra targets: refused on a holdout study, whose TRAIN_ONLY
+    images have no out-of-fold targets (``train.extra`` could not train on what this writes)."""
     study = open_study(study_dir)
+    if study.train_only:
+        raise ValueError(f"{study.folder.folds_csv}: this study validates only {len(study.image_ids)} of its {study.training_images} images "
+                         "(a holdout, oof_share below 1), so pseudo-labels and distillation cannot train on it; use a study whose folds cover every image")
     manifest = read_manifest(study.folder.ensemble_json)
     if manifest.folds_hash is not None and manifest.folds_hash != study.folds_hash:
         raise ValueError(f"{study.folder.ensemble_json}: selected on another split (folds hash {manifest.folds_hash}, the study's {study.folds_hash}); select again")

@@ -44,6 +44,7 @@ from search.planner import (
     refit_time_epochs,
     replan_finalists,
     screen_scale,
+    split_text,
     too_small,
 )
 from search.progress import WhereTable
@@ -231,7 +232,7 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         if problem:
             raise ValueError(problem)
     print(
-        f"\nPlan for time_budget={budget:.0f}s: {facts.images} images, {facts.folds} folds, {lanes} trial(s) side by side "
+        f"\nPlan for time_budget={budget:.0f}s: {facts.images} images, {split_text(facts)}, {lanes} trial(s) side by side "
         f"({threads} CPU(s) each); measured here {1000 * facts.train_s:.1f} ms per training image, {1000 * facts.eval_s:.1f} ms per validation image\n"
         f"{format_plan(budget_plan)}\n",
         flush=True,

@@ -99,6 +99,13 @@ class BudgetPlan:
         return {"budget_s": self.budget_s, "export_models": self.export_models, "facts": self.facts, "stages": {k: asdict(v) for k, v in self.stages.items()}}
 
 
+def split_text(facts: Facts) -> str:
+    """``2 folds``, or ``a holdout of 89 (each model trains on 805)``."""
+    if facts.oof_share < 1:
+        return f"a holdout of {facts.oof_images():.0f} (each model trains on {facts.fold_train_images():.0f})"
+    return f"{facts.folds} folds"
+
+
 def screen_scale(shape: tuple[int, int], train_scale: float) -> float:
     """Half the trial's image side, unless the screen's shorter side would fall under MIN_SCREEN_SIDE."""
     shorter = min(shape) * train_scale
@@ -269,7 +276,7 @@ def too_small(facts: Facts, plan: BudgetPlan) -> str | None:
     one_epoch = finalist_seconds(facts, 1)
     need = plan.stages["setup"].seconds + one_epoch / (1 - SHARES["reserve"])
     return (
-        f"time_budget={facts.budget_s:.0f}s cannot train one epoch of {facts.folds} folds on {facts.images} images "
+        f"time_budget={facts.budget_s:.0f}s cannot train one epoch of {split_text(facts)} on {facts.images} images "
         f"(measured here: ~{one_epoch:.0f} s, after {plan.stages['setup'].seconds:.0f} s of setup); give at least time_budget={math.ceil(need / 60)}m, "
         "or fewer images (data.limit=) or a smaller scale (train.scale=)"
     )

@@ -26,6 +26,7 @@ from search.planner import (
     replan_finalists,
     screen_compute,
     screen_scale,
+    screen_stage,
     too_small,
     validated_epochs,
 )
@@ -213,3 +214,12 @@ def test_the_split_stays_k_folds_where_a_refit_fits_and_becomes_a_holdout_where_
     assert choose_split(chosen, 0.0, 0.3) == chosen
     # the setup's seconds count: what fits in 1000 s does not once 880 s went to the setup (108 s of work: 4 epochs)
     assert choose_split(FACTS, 880.0, 0.1).oof_share == 0.1
+
+
+def test_no_screen_where_no_more_configurations_fit_than_there_are_finalists() -> None:
+    # one screening trial: 3 epochs x 50 images x 0.025 s + 3 validations x 50 x 0.005 s + 20 s = 24.5 s
+    two_lanes = dataclasses.replace(FACTS, lanes=2, contention=1.0)
+    assert screen_stage(two_lanes, 50.0).trials == 4  # 2 a lane: more than the 2 finalists, so the screen chooses
+    none = screen_stage(two_lanes, 30.0)  # 1 a lane: both screened would go on
+    assert none.trials == 0 and "2 fit in 30 s, no more than the 2 finalists" in none.note
+    assert "fewer than 2 fit" in screen_stage(FACTS, 20.0).note

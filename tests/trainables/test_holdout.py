@@ -12,6 +12,7 @@ import yaml
 
 from core.data.folds import TRAIN_ONLY, read_folds
 from core.data.study import DataConfig, StudyConfig, open_study, prepare_study, resplit_study
+from ensembling.pseudo import open_ensemble
 from ensembling.select import SELECT
 from ensembling.select import run as select
 from trainables.fit import run_trial
@@ -84,3 +85,6 @@ def test_the_split_is_kept_only_as_asked_and_never_split_again_once_trained(stud
     with pytest.raises(ValueError, match=r"trials were already trained on its split, so it cannot be split again"):
         resplit_study(open_study(study_dir), 1, 0.5)
     assert (read_folds(study_dir / "folds.csv")["fold"] == 0).sum() == 4  # untouched
+    # pseudo-labels and distillation need out-of-fold targets for every training image: one line, before any work
+    with pytest.raises(ValueError, match=r"folds.csv: this study validates only 4 of its 16 images \(a holdout, oof_share below 1\)"):
+        open_ensemble(study_dir)
