@@ -277,7 +277,7 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         finalists.spent = time.time() - began
         grids.append(grid)
         curves = curves_of(grid)
-        finalists.outcome = f"{len(grid or [])} finalist(s) x {finalists.folds} folds x {max(1, finalists.epochs)} epoch(s)"
+        finalists.outcome = f"{len(grid or [])} finalist(s) x {split_text(facts)} x {max(1, finalists.epochs)} epoch(s)"
     write_plan(study_dir, budget_plan)
     return Budgeted(budget_plan, facts, started, threads, curves), grids
 

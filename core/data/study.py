@@ -186,7 +186,8 @@ def check_study_data(config: StudyConfig) -> CheckedData:
 
 def resplit_study(study: Study, folds: int, oof_share: float) -> Study:
     """A new study split again before any trial has run (a time budget's planner choosing a holdout):
-    folds.csv and truth.npy written anew, each by a temp name then a rename."""
+    folds.csv and truth.npy written anew, each by a temp name then a rename. The old truth.npy goes first,
+    so a run stopped half-way leaves a split without its truth, which the next ``prepare_study`` writes."""
     if any(study.folder.trial_folders()):
         raise ValueError(f"{study.root}: trials were already trained on its split, so it cannot be split again; start a new study (study=NAME)")
     labels = study.data.labels()
@@ -194,6 +195,7 @@ def resplit_study(study: Study, folds: int, oof_share: float) -> Study:
     ids = study.split["image_id"].tolist()
     single_label = study.kind == CLASSIFICATION and not study.multi_label
     split = make_folds(ids, labels[[index[i] for i in ids]], folds, study.config.seed, single_label=single_label, oof_share=oof_share)
+    study.folder.truth.unlink(missing_ok=True)
     write_folds(study.folder.folds_csv, split)
     new = Study(root=study.root, config=study.config, data=study.data, folds=split)
     _write_truth(new)
