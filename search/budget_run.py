@@ -131,7 +131,7 @@ def _split_for(facts: Facts, study_dir: Path, setup_s: float) -> Facts:
     try:
         study = resplit_study(open_study(study_dir), chosen.folds, chosen.oof_share)
     except ValueError as error:
-        print(f"time_budget: {facts.folds} folds kept (a holdout would not fit this data: {error})", flush=True)
+        print(f"time_budget: {facts.folds} folds kept, not split again as a holdout: {error}", flush=True)
         return facts
     held = len(study.image_ids)
     print(f"time_budget: {facts.folds} folds and a refit do not fit {facts.budget_s:.0f} s, so the study is split as a holdout: "

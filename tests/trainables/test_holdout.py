@@ -88,3 +88,35 @@ def test_the_split_is_kept_only_as_asked_and_never_split_again_once_trained(stud
     # pseudo-labels and distillation need out-of-fold targets for every training image: one line, before any work
     with pytest.raises(ValueError, match=r"folds.csv: this study validates only 4 of its 16 images \(a holdout, oof_share below 1\)"):
         open_ensemble(study_dir)
+
+
+def test_a_tight_budget_splits_a_new_study_again_as_a_holdout_and_a_trained_one_keeps_its_folds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search.budget_run import _split_for
+    from search.planner import Facts
+
+    data = DataConfig(format="synthetic", root=str(tmp_path / "data"), images=40)
+    prepare_study(tmp_path / "s", StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125))
+    (tmp_path / "s" / "study.yaml").write_text(yaml.safe_dump({"data": vars(data), "folds": 2, "seed": 0, "oof_scale": 0.125}))
+    # 150 s at 0.1 s a training image: 2 folds and a refit fit fewer epochs than the space's 6 (tests/search/test_planner.py)
+    tight = Facts(budget_s=150.0, images=40, folds=2, lanes=1, space_epochs=6, searchable=True, train_s=0.25, eval_s=0.05,
+                  screen_train_s=0.06, screen_eval_s=0.01, refit_train_s=0.12, tta_views=2)
+    chosen = _split_for(tight, tmp_path / "s", 0.0)
+    held = 20  # a holdout validates at least 30 images, but never more than half of them
+    assert (chosen.folds, chosen.oof_share) == (1, 0.5), chosen
+    split = read_folds(tmp_path / "s" / "folds.csv")
+    assert (split["fold"] == 0).sum() == held and (split["fold"] == TRAIN_ONLY).sum() == 40 - held
+    assert open_study(tmp_path / "s").truth().shape[0] == held  # the truth is of the new split
+    assert f"split as a holdout: {held} of 40 images validated, each model trained on the other {40 - held}" in capsys.readouterr().out
+    # a roomy budget keeps K folds
+    (tmp_path / "k").mkdir()
+    prepare_study(tmp_path / "k", StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125))
+    roomy = Facts(**{**vars(tight), "budget_s": 100000.0})
+    assert _split_for(roomy, tmp_path / "k", 0.0) == roomy and (read_folds(tmp_path / "k" / "folds.csv")["fold"] >= 0).all()
+    # once a trial folder exists the split stays as it is, saying why in one line
+    (tmp_path / "k" / "trials" / "t0").mkdir(parents=True)
+    (tmp_path / "k" / "study.yaml").write_text(yaml.safe_dump({"data": vars(data), "folds": 2, "seed": 0, "oof_scale": 0.125}))
+    assert _split_for(tight, tmp_path / "k", 0.0) == tight
+    assert "2 folds kept, not split again as a holdout: " in capsys.readouterr().out
+    assert (read_folds(tmp_path / "k" / "folds.csv")["fold"] >= 0).all()
