@@ -58,7 +58,8 @@ def check_stage_config(config: Any) -> None:
         raise ValueError(f"promote.k must be >= 1, got {config.promote.k}")
     if not config.screen.folds or any(not 0 <= k < config.folds for k in config.screen.folds):
         raise ValueError(f"screen.folds must be a non-empty list of folds in 0..{config.folds - 1}, got {config.screen.folds}")
-    if len(set(config.screen.folds)) >= config.folds:
+    # (a holdout has one fold: its screen is that fold at the screen's lower scale and epochs)
+    if config.folds > 1 and len(set(config.screen.folds)) >= config.folds:
         raise ValueError(f"screen.folds must leave out at least one of the {config.folds} folds (a screen is not a full run), got {config.screen.folds}")
     if not 0 < config.screen.scale <= 1:
         raise ValueError(f"screen.scale multiplies train.scale and must be in (0, 1], got {config.screen.scale}")

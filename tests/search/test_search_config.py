@@ -165,6 +165,12 @@ def test_bad_values_are_errors(word: str, message: str) -> None:
         load_plan(word.split())
 
 
+@pytest.mark.parametrize("words", ["folds=1 oof_share=0.1", "folds=1 oof_share=0.1 stage=both", "time_budget=10m folds=1 oof_share=0.1"])
+def test_a_holdout_is_one_fold_of_a_share_of_the_images_and_its_screen_is_that_fold(words: str) -> None:
+    plan = load_plan(words.split())
+    assert (plan.config.folds, plan.config.oof_share, plan.config.screen.folds) == (1, 0.1, [0])
+
+
 def test_a_space_given_as_a_path(tmp_path: Path) -> None:
     path = write_space(
         tmp_path,
