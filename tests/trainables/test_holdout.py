@@ -99,7 +99,7 @@ def test_a_tight_budget_splits_a_new_study_again_as_a_holdout_and_a_trained_one_
     data = DataConfig(format="synthetic", root=str(tmp_path / "data"), images=40)
     prepare_study(tmp_path / "s", StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125))
     (tmp_path / "s" / "study.yaml").write_text(yaml.safe_dump({"data": vars(data), "folds": 2, "seed": 0, "oof_scale": 0.125}))
-    # 150 s at 0.1 s a training image: 2 folds and a refit fit fewer epochs than the space's 6 (tests/search/test_planner.py)
+    # 150 s at 0.25 s a training image: 2 folds and a refit do not both fit the space's 6 epochs on 40 images
     tight = Facts(budget_s=150.0, images=40, folds=2, lanes=1, space_epochs=6, searchable=True, train_s=0.25, eval_s=0.05,
                   screen_train_s=0.06, screen_eval_s=0.01, refit_train_s=0.12, tta_views=2)
     chosen = _split_for(tight, tmp_path / "s", 0.0)
