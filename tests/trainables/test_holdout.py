@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_a_tight_budget_splits_a_new_study_again_as_a_holdout_and_a_trained_one_
     # a roomy budget keeps K folds
     (tmp_path / "k").mkdir()
     prepare_study(tmp_path / "k", StudyConfig(data=data, folds=2, seed=0, oof_scale=0.125))
-    roomy = Facts(**{**vars(tight), "budget_s": 100000.0})
+    roomy = dataclasses.replace(tight, budget_s=100000.0)
     assert _split_for(roomy, tmp_path / "k", 0.0) == roomy and (read_folds(tmp_path / "k" / "folds.csv")["fold"] >= 0).all()
     # once a trial folder exists the split stays as it is, saying why in one line
     (tmp_path / "k" / "trials" / "t0").mkdir(parents=True)
