@@ -63,6 +63,10 @@ class TrainConfig:
     # Validate (and report a score) every N epochs, and always at the last epoch and at each snapshot.
     # On a CPU validation costs about as much as training: N = the scheduler's grace period halves an epoch.
     val_every: int = 1
+    # Seconds from the first epoch's start to the last's end (0: train.epochs as written). With a limit, train.epochs
+    # is the plan: after every epoch the trial re-plans the epochs that end in time at its measured pace and
+    # stretches or shortens its schedule to them (trainables/clock.py); the budget planner gives its finalists one.
+    time_limit: float = 0.0
     num_workers: int = 0  # DataLoader worker processes per fold
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     # A folder of extra training targets, <study>/extra/<name>/ (ensembling.pseudo, ensembling.distill): each fold

@@ -27,7 +27,7 @@ REFIT = Command(
         "study": Key("the study folder whose ensemble.json ensembling.select wrote"),
         "ray.address": Key("train the members as Ray tasks on this cluster (local: a Ray of its own); null: one by one here", None, TEXT),
         "threads": Key("torch CPU threads (0: torch's default)", 0, Typed(int, 0)),
-        "epochs": Key("epochs each member trains on all the data (0: its own train.epochs)", 0, Typed(int, 0)),
+        "epochs": Key("epochs each member trains on all the data (0: its own: train.epochs, or what its clock trained under train.time_limit)", 0, Typed(int, 0)),
         "force": Key("train again the members refit before", False, FLAG),
     },
 )
@@ -56,11 +56,12 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     from trainables.loop import autocast_dtype
     from trainables.validate import parse_config
 
+    study = open_study(study_dir)
+    trial = study.folder.trial(trial_id)
+    epochs = epochs or clocked_epochs(config, trial.metrics_json)
     cfg = parse_config({**config, "train.epochs": epochs} if epochs else config)
     if threads or cfg.train.threads:
         torch.set_num_threads(threads or cfg.train.threads)
-    study = open_study(study_dir)
-    trial = study.folder.trial(trial_id)
     device = pick_device()
     size = scaled_size(study.data.shape, cfg.train.scale, MULTIPLE)
     dtype = autocast_dtype(cfg.train.precision, device)
@@ -81,6 +82,14 @@ def refit_member(config: dict[str, Any], study_dir: str, trial_id: str, threads:
     }
     write_json(trial.refit_metrics, metrics)  # last: the refit is complete from here on
     return metrics
+
+
+def clocked_epochs(config: dict[str, Any], metrics: Path) -> int:
+    """The epochs a trial under ``train.time_limit`` trained (its clock decided them, not ``train.epochs``), read
+    from its metrics.json; 0 for a trial without a limit, or with no record of them."""
+    if not float(config.get("train.time_limit") or 0) > 0 or not metrics.is_file():
+        return 0
+    return int(read_json_file(metrics).get("epoch") or 0)
 
 
 def pending_members(study_dir: Path, force: bool = False, epochs: int = 0) -> list[tuple[str, dict[str, Any]]]:

@@ -36,6 +36,7 @@ from search.planner import (
     Facts,
     Stage,
     choose_split,
+    finalist_time_limit,
     format_plan,
     format_spent,
     make_plan,
@@ -170,9 +171,26 @@ def finalist_points(plan: Plan, trials: list[Any], k: int) -> list[dict[str, Any
     return points
 
 
-def finalists_run(plan: Plan, stage: Stage, threads: int, points: list[dict[str, Any]], why: str) -> StageRun:
-    staged = _stage_plan(plan, threads, {"train.epochs": max(1, stage.epochs), "train.val_every": stage.val_every}, stage="full", time_budget=0)
+def finalists_run(plan: Plan, stage: Stage, threads: int, points: list[dict[str, Any]], why: str, time_limit: float) -> StageRun:
+    """The finalists: the planned epochs as each trial's plan, ``time_limit`` as its clock (``train.time_limit``)."""
+    fixed = {"train.epochs": max(1, stage.epochs), "train.val_every": stage.val_every, "train.time_limit": round(time_limit, 1)}
+    staged = _stage_plan(plan, threads, fixed, stage="full", time_budget=0)
     return StageRun("full", staged, points=points, from_screen=True, why=why)
+
+
+def finalists_seconds(budget_plan: BudgetPlan, elapsed: float) -> float:
+    """The seconds the finalists may take: their planned share where a refit follows them, else all that is
+    left before the reserve (a screen that ended early leaves them more)."""
+    stages = budget_plan.stages
+    if stages["refit"].epochs:
+        return stages["finalists"].seconds
+    return max(stages["finalists"].seconds, budget_plan.budget_s - elapsed - stages["reserve"].seconds)
+
+
+def epochs_trained(grid: Any) -> int | None:
+    """The most epochs a finalist trained (its clock decides them), from Tune's last result rows."""
+    done = [int((r.metrics or {}).get("epoch") or 0) for r in grid or []]
+    return max(done) if any(done) else None
 
 
 def _contention(grid: Any, calibrated_train_s: float) -> float | None:
@@ -273,11 +291,14 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         else:
             why = f"the space's configuration with seeds {[p['seed'] for p in points]} (a seed ensemble), for {finalists.epochs} epoch(s)"
         began = time.time()
-        grid = run_stage(place(finalists_run(plan, finalists, threads, points, why)), plan, study_dir, tags, where, resuming, interrupts)
+        limit = finalist_time_limit(facts, finalists_seconds(budget_plan, began - started))
+        print(f"time_budget: each finalist's epochs end within {limit:.0f} s (train.time_limit), as many as its own pace fits", flush=True)
+        grid = run_stage(place(finalists_run(plan, finalists, threads, points, why, limit)), plan, study_dir, tags, where, resuming, interrupts)
         finalists.spent = time.time() - began
         grids.append(grid)
         curves = curves_of(grid)
-        finalists.outcome = f"{len(grid or [])} finalist(s) x {split_text(facts)} x {max(1, finalists.epochs)} epoch(s)"
+        trained = epochs_trained(grid) or max(1, finalists.epochs)
+        finalists.outcome = f"{len(grid or [])} finalist(s) x {split_text(facts)} x {trained} epoch(s) ({max(1, finalists.epochs)} planned; the clock decided)"
     write_plan(study_dir, budget_plan)
     return Budgeted(budget_plan, facts, started, threads, curves), grids
 
@@ -301,7 +322,7 @@ def finish_budgeted(plan: Plan, study_dir: Path, done: Budgeted) -> BudgetPlan:
     seconds = max(0.0, budget_plan.budget_s - (time.time() - done.started) - reserve_left)
     time_epochs = refit_time_epochs(facts, seconds, len(members))
     curves = [done.curves[m] for m in members if m in done.curves] or list(done.curves.values())
-    trained = max(1, budget_plan.stages["finalists"].epochs)
+    trained = max([e for curve in curves for e, _ in curve] or [max(1, budget_plan.stages["finalists"].epochs)])
     if facts.oof_share < 1:
         epochs, why = 0, budget_plan.stages["refit"].note or "no refit: the holdout's models are exported"
     else:

@@ -166,6 +166,15 @@ def finalist_seconds(facts: Facts, epochs: int) -> float:
     return train + evals + facts.trial_overhead_s
 
 
+def finalist_time_limit(facts: Facts, seconds: float) -> float:
+    """A finalist's ``train.time_limit`` when its stage may take ``seconds``: what is left for its epochs and the
+    validations between them once its overhead and its last validation (with TTA) are set aside. The trial then
+    trains as many epochs as its own measured pace fits (``trainables/clock.py``), not the count planned from the
+    few-step timing, which read up to a quarter slow inside a search (issue 21)."""
+    last = facts.tta_views * facts.oof_images() * _lane_pace(facts, facts.eval_s)
+    return max(1.0, seconds - facts.trial_overhead_s - last)
+
+
 def finalist_epochs(facts: Facts, seconds: float, most: int = 1000) -> int:
     """The most epochs a finalist (every fold, full scale) can train in ``seconds`` (0: not even one)."""
     if facts.images * facts.train_s <= 0:
@@ -191,7 +200,7 @@ def finalists_stage(facts: Facts, epochs: int) -> Stage:
     trials = facts.lanes
     val_every = max(1, math.ceil(epochs / validations(epochs)))  # at most VALIDATIONS points, the last epoch one of them
     folds = f"{facts.folds} folds" if facts.oof_share >= 1 else f"a holdout ({facts.folds} fold(s) of {facts.oof_share:.0%} of the images; each model trains on {facts.fold_train_images():.0f})"
-    note = f"the best {trials} configuration(s), {folds} x {epochs} epoch(s) at full scale, validated every {val_every}"
+    note = f"the best {trials} configuration(s), {folds} x {epochs} epoch(s) at full scale (then as many as the clock allows), validated every {val_every}"
     return Stage("finalists", finalist_seconds(facts, epochs), trials=trials, epochs=epochs, folds=facts.folds, val_every=val_every, note=note)
 
 

@@ -24,9 +24,10 @@ from core.contract import TrialFolder
 from core.data.extra import open_extra
 from core.models import save_weights
 from trainables.checkpoint import checkpoint_dir
+from trainables.clock import epoch_pace, epochs_in_time
 from trainables.cost import measure_cost
-from trainables.loop import FoldRun, all_images_run, current_lr, train_epoch
-from trainables.optim import cycle_ends
+from trainables.loop import FoldRun, all_images_run, current_lr, steps_per_epoch, train_epoch
+from trainables.optim import cycle_ends, set_total_steps, total_steps
 from trainables.tasks.base import Task
 
 # A report: the epoch's metrics and, when given, a folder holding a checkpoint of every fold.
@@ -34,24 +35,39 @@ Reporter = Callable[[dict[str, Any], Path], None]
 
 
 def train_folds(task: Task, cfg: TrialConfig, trial: TrialFolder, runs: list[FoldRun], start: int, size: tuple[int, int], device: torch.device, dtype: torch.dtype | None, report: Reporter | None) -> dict[str, Any]:
-    """Train ``runs`` from epoch ``start`` to ``train.epochs``; returns the last epoch's metrics."""
+    """Train ``runs`` from epoch ``start`` to ``train.epochs`` (or, under ``train.time_limit``, to the epochs
+    the clock allows, re-planned after every epoch: ``trainables/clock.py``); returns the last epoch's metrics."""
     loss_fn = task.loss(cfg)
     t = cfg.train
+    clocked = _clocked(cfg)
+    epochs = _planned_epochs(cfg, runs) if clocked else t.epochs
     snapshot_epochs = cycle_ends(t.epochs, t.cycles)[:-1] if t.schedule == "cyclic" else []
     cost: dict[str, Any] = {}
     began = time.perf_counter()
     metrics: dict[str, Any] = {}
-    for epoch in range(start, t.epochs):
-        last = epoch == t.epochs - 1
+    paces: list[float] = []  # each epoch's training seconds (this process's)
+    val_s: float | None = None  # one validation pass without TTA, once measured
+    epoch = start
+    while epoch < epochs:
+        tick = time.perf_counter()
         metrics = _train_one_epoch(task, cfg, runs, epoch, loss_fn, device, dtype)
+        paces.append(time.perf_counter() - tick)
+        if clocked:
+            epochs = _replan(cfg, runs, epoch + 1, t.time_limit - (time.perf_counter() - began), paces, val_s)
+            metrics["epochs"] = epochs
+        last = epoch == epochs - 1
         if not (last or epoch + 1 in snapshot_epochs or (epoch + 1) % t.val_every == 0):
             # no validation this epoch (train.val_every): a report without a score, which schedulers skip
             if report is not None:
                 with checkpoint_dir(runs, epoch) as folder:
                     report({**metrics, "seconds": time.perf_counter() - began}, folder)
+            epoch += 1
             continue
         tta = cfg.tta if last or epoch + 1 in snapshot_epochs else "none"
+        tick = time.perf_counter()
         evaluated = [task.evaluate(run.model, run, loss_fn, tta, device, dtype) for run in runs]
+        if tta == "none":
+            val_s = time.perf_counter() - tick
         probs = [p for p, _ in evaluated]
         state, scores = task.score(runs, probs)
         metrics = {**metrics, "val_loss": float(np.mean([v for _, v in evaluated])), **scores, "seconds": time.perf_counter() - began}
@@ -66,7 +82,41 @@ def train_folds(task: Task, cfg: TrialConfig, trial: TrialFolder, runs: list[Fol
         if report is not None:
             with checkpoint_dir(runs, epoch) as folder:
                 report(metrics, folder)
+        epoch += 1
     return metrics
+
+
+def _clocked(cfg: TrialConfig) -> bool:
+    """Whether the clock re-plans the epochs: a time limit, and a schedule whose snapshots do not need a
+    fixed count (a cyclic schedule of several cycles keeps ``train.epochs``, and says so)."""
+    t = cfg.train
+    if t.time_limit <= 0:
+        return False
+    if t.schedule == "cyclic" and t.cycles > 1:
+        print(f"train.time_limit={t.time_limit:g} not followed: a cyclic schedule's {t.cycles} snapshots need a fixed "
+              f"count, so the trial trains its train.epochs={t.epochs}", flush=True)
+        return False
+    return True
+
+
+def _planned_epochs(cfg: TrialConfig, runs: list[FoldRun]) -> int:
+    """The epochs the schedule spans now: ``train.epochs``, or where a resumed trial had re-planned them."""
+    steps = steps_per_epoch(len(runs[0].train_loader), cfg.train.accumulate)
+    return max(1, total_steps(runs[0].scheduler) // max(steps, 1))
+
+
+def _replan(cfg: TrialConfig, runs: list[FoldRun], done: int, seconds_left: float, paces: list[float], val_s: float | None) -> int:
+    """The epochs in all that end within the limit; every fold's schedule stretched or shortened to them.
+    Before a validation has been timed, one is taken to cost as long a training epoch per image (more than
+    it does: it has no backward pass)."""
+    if val_s is None:
+        train_images = sum(len(run.train_loader.dataset) for run in runs)
+        val_images = sum(len(run.val_loader.dataset) for run in runs)
+        val_s = epoch_pace(paces) * val_images / max(train_images, 1)
+    epochs = epochs_in_time(done, seconds_left, epoch_pace(paces), val_s, cfg.train.val_every)
+    for run in runs:
+        set_total_steps(run.scheduler, epochs * steps_per_epoch(len(run.train_loader), cfg.train.accumulate))
+    return epochs
 
 
 def _train_one_epoch(task: Task, cfg: TrialConfig, runs: list[FoldRun], epoch: int, loss_fn: Callable, device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:

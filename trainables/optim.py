@@ -2,7 +2,8 @@
 
 Schedules are pure functions of the optimizer step: ``lr_factor(kind, step, total, warmup, cycles)``
 is the multiplier of the base learning rate, stepped once per optimizer step through a ``LambdaLR``
-(whose state, a step count, goes into every checkpoint). ``cyclic`` restarts a cosine ``cycles``
+(whose state, a step count and the schedule's length, goes into every checkpoint; ``train.time_limit``
+moves the length between epochs). ``cyclic`` restarts a cosine ``cycles``
 times; the end of each cycle is a low point whose weights are a snapshot worth keeping.
 """
 
@@ -73,12 +74,38 @@ def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: f
     return OPTIMIZERS.get(name)(model.parameters(), lr, weight_decay, momentum)
 
 
+class StepFactor:
+    """The multiplier of a named schedule at a step, over ``total`` steps that a time limit may move.
+
+    An object, not a lambda, so ``LambdaLR.state_dict`` keeps its fields (a name and three integers: they
+    load with ``weights_only=True``) and a resumed trial goes on with the length it had re-planned to."""
+
+    def __init__(self, name: str, total: int, warmup: int, cycles: int) -> None:
+        SCHEDULES.get(name)  # an unknown name fails here, with the registry's list
+        self.name, self.total, self.warmup, self.cycles = name, int(total), int(warmup), int(cycles)
+
+    def __call__(self, step: int) -> float:
+        return SCHEDULES.get(self.name)(step, self.total, self.warmup, self.cycles)
+
+
 def make_schedule(
     name: str, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, cycles: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step LambdaLR over ``total_steps`` optimizer steps."""
-    factor = SCHEDULES.get(name)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step, total_steps, warmup_steps, cycles))
+    """A per-step LambdaLR over ``total_steps`` optimizer steps (``set_total_steps`` moves its end)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, StepFactor(name, total_steps, warmup_steps, cycles))
+
+
+def set_total_steps(scheduler: torch.optim.lr_scheduler.LambdaLR, total_steps: int) -> None:
+    """Stretch or shorten the schedule to end at ``total_steps``; the steps taken keep their rates and the
+    next one follows the new curve (the cosine's value moves little when the end moves a few epochs)."""
+    for group, factor in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+        factor.total = int(total_steps)
+        group["lr"] = group["initial_lr"] * factor(scheduler.last_epoch)  # the next step's rate, on the new curve
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def total_steps(scheduler: torch.optim.lr_scheduler.LambdaLR) -> int:
+    return int(scheduler.lr_lambdas[0].total)
 
 
 def cycle_ends(epochs: int, cycles: int) -> list[int]:

@@ -51,6 +51,7 @@ def _check_ranges(cfg: TrialConfig) -> None:
         ("train.ema", t.ema, 0 <= t.ema < 1, "in [0, 1) (a decay such as 0.99; 0 for none)"),
         ("train.accumulate", t.accumulate, t.accumulate >= 1, ">= 1"),
         ("train.val_every", t.val_every, t.val_every >= 1, ">= 1"),
+        ("train.time_limit", t.time_limit, t.time_limit >= 0, ">= 0 seconds (0: train.epochs as written)"),
         ("train.num_workers", t.num_workers, t.num_workers >= 0, ">= 0"),
         ("train.threads", t.threads, t.threads >= 0, ">= 0"),
         ("train.label_smoothing", t.label_smoothing, 0 <= t.label_smoothing < 1, "in [0, 1) (0.1 is usual)"),

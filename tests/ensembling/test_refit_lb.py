@@ -93,3 +93,13 @@ def test_refit_through_ray_writes_the_same_files(tiny_study: Path, tmp_path: Pat
     for member in manifest["members"]:
         metrics = json.loads((study / "trials" / member["trial_id"] / "refit" / "metrics.json").read_text())
         assert metrics["images"] == 16 and (study / "trials" / member["trial_id"] / "refit" / "model.safetensors").is_file()
+
+
+def test_a_clocked_member_refits_for_the_epochs_its_clock_trained(tmp_path: Path) -> None:
+    from ensembling.refit import clocked_epochs
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"epoch": 7, "oof_score": 0.9}))
+    assert clocked_epochs({"train.epochs": 3, "train.time_limit": 60.0}, metrics) == 7  # not its plan of 3
+    assert clocked_epochs({"train.epochs": 3}, metrics) == 0  # no limit: its own train.epochs
+    assert clocked_epochs({"train.epochs": 3, "train.time_limit": 60.0}, tmp_path / "missing.json") == 0

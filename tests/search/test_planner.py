@@ -223,3 +223,26 @@ def test_no_screen_where_no_more_configurations_fit_than_there_are_finalists() -
     none = screen_stage(two_lanes, 30.0)  # 1 a lane: both screened would go on
     assert none.trials == 0 and "2 fit in 30 s, no more than the 2 finalists" in none.note
     assert "fewer than 2 fit" in screen_stage(FACTS, 20.0).note
+
+
+def test_a_finalists_clock_is_its_stage_less_its_overhead_and_its_last_validation() -> None:
+    from search.planner import finalist_time_limit
+
+    # 100 OOF images x 2 views x 0.02 s = 4 s of last validation, and the trial's overhead
+    assert finalist_time_limit(FACTS, 100.0) == pytest.approx(100.0 - TRIAL_OVERHEAD_S - 4.0)
+    two = dataclasses.replace(FACTS, lanes=2, contention=1.5)
+    assert finalist_time_limit(two, 100.0) == pytest.approx(100.0 - TRIAL_OVERHEAD_S - 6.0)  # side by side: slower
+    assert finalist_time_limit(FACTS, 10.0) == 1.0  # never below a second: one epoch is trained whatever the clock
+
+
+def test_finalists_without_a_refit_after_them_take_all_the_time_before_the_reserve() -> None:
+    from search.budget_run import finalists_seconds
+
+    plan = make_plan(FACTS)
+    assert plan.stages["refit"].epochs  # this budget plans a refit: the finalists keep their share
+    assert finalists_seconds(plan, elapsed=0.0) == plan.stages["finalists"].seconds
+    tight = make_plan(dataclasses.replace(FACTS, budget_s=200.0))
+    assert not tight.stages["refit"].epochs
+    # no refit: all that is left of the budget before the reserve, more than planned when the plan ran ahead
+    assert finalists_seconds(tight, elapsed=10.0) == pytest.approx(200.0 - 10.0 - tight.stages["reserve"].seconds)
+    assert finalists_seconds(tight, elapsed=190.0) == tight.stages["finalists"].seconds  # never less than planned

@@ -89,8 +89,10 @@ def test_a_budgeted_search_plans_trains_selects_and_refits_and_says_how_it_spent
         epochs = max(1, stages["finalists"]["epochs"])
         complete = [t for t in search.finished() if json.loads((search.study_dir / "trials" / t / "metrics.json").read_text())["complete"]]
         assert complete, log
-        for trial in complete:  # the planner's epochs reached the finalists
-            assert yaml.safe_load((search.study_dir / "trials" / trial / "config.yaml").read_text())["train.epochs"] == epochs
+        for trial in complete:  # the planner's epochs reached the finalists as their plan, and a clock with them
+            config = yaml.safe_load((search.study_dir / "trials" / trial / "config.yaml").read_text())
+            assert config["train.epochs"] == epochs and 0 < config["train.time_limit"] < 240, config
+        assert "the clock decided" in stages["finalists"]["outcome"] and "train.time_limit" in log, stages["finalists"]
         members = {m["trial_id"] for m in json.loads((search.study_dir / "ensemble.json").read_text())["members"]}
         assert members <= set(complete)
         if plan["export_models"] == "refit":
