@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "core" / "data"))  # shared_data.py
+from resuming import unbroken_and_resumed
 from shared_data import shared
 
 from core.class_metrics import get_class_metric
@@ -97,17 +98,7 @@ def test_single_label_trial_writes_the_classification_contract(single: Path) -> 
 
 def test_a_resumed_classification_trial_ends_where_an_unbroken_one_does(single: Path, tmp_path: Path) -> None:
     config = {**TINY, "train.mixup": 0.4, "train.cutmix": 1.0, "train.ema": 0.9, "train.augment": "light"}
-    saved = tmp_path / "ckpt"
-    unbroken: list[dict] = []
-
-    def keep(metrics: dict, checkpoint: Path) -> None:
-        unbroken.append(dict(metrics))
-        if metrics["epoch"] == 1:
-            shutil.copytree(checkpoint, saved)
-
-    run_trial(config, single, trial_id="unbroken", report=keep)
-    resumed: list[dict] = []
-    run_trial(config, single, trial_id="resumed", report=lambda m, _: resumed.append(dict(m)), resume_from=saved)
+    unbroken, resumed = unbroken_and_resumed(config, single, tmp_path / "ckpt")
     for key in ("train_loss", "val_loss", "lr", "score"):
         assert [m[key] for m in resumed] == [m[key] for m in unbroken[1:]], key
     a, b = (np.load(single / "trials" / name / "oof.npy") for name in ("unbroken", "resumed"))

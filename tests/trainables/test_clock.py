@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from resuming import unbroken_and_resumed
 
 from core.data.study import DataConfig, StudyConfig, prepare_study
 from trainables import clock
@@ -90,23 +90,13 @@ def test_a_trial_out_of_time_after_one_epoch_stops_there_and_writes_a_whole_tria
 def test_a_trial_with_time_to_spare_trains_past_its_plan_on_a_stretched_schedule(study_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(clock, "MOST", 3)  # an hour for epochs of a second: the cap decides, not the machine's speed
     config = {**TINY, "train.epochs": 1, "train.time_limit": 3600, "train.val_every": 5}
-    saved = tmp_path / "ckpt"
-    unbroken: list[dict] = []
-
-    def keep(metrics: dict, checkpoint: Path) -> None:
-        unbroken.append(dict(metrics))
-        if metrics["epoch"] == 1:
-            shutil.copytree(checkpoint, saved)
-
-    run_trial(config, study_dir, trial_id="long", report=keep)
+    # unbroken, then resumed from its epoch-1 checkpoint: it goes on to the 3 epochs it had re-planned, as unbroken
+    unbroken, resumed = unbroken_and_resumed(config, study_dir, tmp_path / "ckpt", name="long-")
     assert [m["epoch"] for m in unbroken] == [1, 2, 3] and [m["epochs"] for m in unbroken] == [3, 3, 3]
     assert ["score" in m for m in unbroken] == [False, False, True]  # a plan of 1 epoch would have validated at once
     lrs = [m["lr"] for m in unbroken]
     assert lrs[0] > lrs[1] > lrs[2] > 0  # one cosine over the 3 epochs, not a 1-epoch cosine then the floor
     assert lrs[1] > 0.3 * lrs[0]
-    # resumed from epoch 1's checkpoint, the trial goes on to the 3 epochs it had re-planned, as unbroken
-    resumed: list[dict] = []
-    run_trial(config, study_dir, trial_id="long-resumed", report=lambda m, _: resumed.append(dict(m)), resume_from=saved)
     assert [m["epoch"] for m in resumed] == [2, 3]
     for key in ("train_loss", "lr", "score"):
         assert [m.get(key) for m in resumed] == [m.get(key) for m in unbroken[1:]], key

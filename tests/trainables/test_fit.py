@@ -83,22 +83,11 @@ def test_trial_on_some_folds_is_marked_incomplete(study_dir: Path) -> None:
 
 def test_a_resumed_trial_ends_exactly_where_an_unbroken_one_does(study_dir: Path, tmp_path: Path) -> None:
     """Optimizer, schedule, EMA and the per-epoch seeds all come back: same losses, same weights."""
-    import shutil
-
+    from resuming import unbroken_and_resumed
     from safetensors.torch import load_file
 
     config = {**TINY, "train.epochs": 2, "train.ema": 0.9, "train.augment": "medium", "train.warmup_epochs": 0.5}
-    saved = tmp_path / "ckpt"
-    unbroken: list[dict] = []
-
-    def keep(metrics: dict, checkpoint: Path) -> None:
-        unbroken.append(dict(metrics))
-        if metrics["epoch"] == 1:
-            shutil.copytree(checkpoint, saved)
-
-    run_trial(config, study_dir, trial_id="unbroken", report=keep)
-    resumed: list[dict] = []
-    run_trial(config, study_dir, trial_id="resumed", report=lambda m, _: resumed.append(dict(m)), resume_from=saved)
+    unbroken, resumed = unbroken_and_resumed(config, study_dir, tmp_path / "ckpt")
     assert [m["epoch"] for m in resumed] == [2]
     for key in ("train_loss", "val_loss", "lr", "score"):
         assert [m[key] for m in resumed] == [m[key] for m in unbroken[1:]], key
