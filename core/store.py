@@ -173,11 +173,11 @@ def with_snapshots(trials: list[TrialRecord], problems: list[str] | None = None,
     return out
 
 
-def usable_trials(study: Study) -> list[TrialRecord]:
-    """Finished, undamaged trials that predicted every image of this study's split.
+def usable_trials(study: Study, only: list[str] | None = None) -> list[TrialRecord]:
+    """Finished, undamaged trials that predicted every image of this study's split (of ``only``, trial ids, if given).
 
     Each damaged trial is skipped with a line naming the file and what is wrong; only when nothing usable
-    is left is it an error.
+    is left is it an error. An id of ``only`` that is no usable trial is an error naming the usable ones.
     """
     scan = scan_trials(study.root)
     for problem in scan.problems:
@@ -189,4 +189,11 @@ def usable_trials(study: Study) -> list[TrialRecord]:
             f"{study.root}: no usable finished trial covers every fold of this split{damaged}; "
             "run `python -m search.run` with train.folds unset first"
         )
-    return trials
+    if only is None:
+        return trials
+    usable = {t.trial_id: t for t in trials}
+    missing = [t for t in only if t not in usable]
+    if missing:
+        raise ValueError(f"trials={','.join(only)}: {', '.join(missing)} is no usable finished trial of {study.root} "
+                         f"(usable: {', '.join(sorted(usable))})")
+    return [usable[t] for t in dict.fromkeys(only)]

@@ -37,6 +37,7 @@ SELECT = Command(
         "gate": Key("a classification study whose classifier empties the masks of images it calls clean", None, TEXT),
         "device": Key("where candidates are scored: auto, cpu or cuda", "auto"),
         "steps": Key("post-processing steps to tune, a comma list such as threshold,min_area (null: every step)", None, TEXT),
+        "trials": Key("the trials to select from, a comma list of trial ids (null: every usable trial; their snapshots come with them)", None, TEXT),
     },
 )
 if __name__ == "__main__":  # --help and a bad word are answered before the imports below (MLflow, torch: seconds)
@@ -87,10 +88,21 @@ def study_metric(study: Study) -> str:
     return name
 
 
-def split_candidates(study: Study) -> tuple[list[TrialRecord], TrialRecord | None]:
-    """Segmentation candidates (trials and snapshots) and the best classification trial (2-D OOF), if any."""
+def trial_ids(text: str | None) -> list[str] | None:
+    """``trials=a,b``: the trial ids to select from (None: every usable trial)."""
+    if text is None:
+        return None
+    ids = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not ids:
+        raise ValueError(f"trials must name trial ids separated by commas, such as trials=1aba5_00000,1aba5_00001; got {text!r}")
+    return ids
+
+
+def split_candidates(study: Study, only: list[str] | None = None) -> tuple[list[TrialRecord], TrialRecord | None]:
+    """Segmentation candidates (trials and snapshots; of the trials ``only``, if given) and the best classification
+    trial (2-D OOF), if any."""
     problems: list[str] = []
-    found = with_snapshots(usable_trials(study), problems)  # a damaged snapshot costs its candidate, not the selection
+    found = with_snapshots(usable_trials(study, only), problems)  # a damaged snapshot costs its candidate, not the selection
     shape = study.truth().shape
     segmenters = [t for t in found if t.oof().shape == shape]
     classifiers = [t for t in found if t.oof().shape == shape[:2]]
@@ -123,11 +135,11 @@ def choose(scorer: BlendScorer, costs: list[float], budget: float, config: Greed
 
 
 def select(study: Study, budget: Budget, config: GreedyConfig, nested: bool = True, gate: str | None = None, device: str = "auto",
-           steps: list[str] | None = None, nested_split: str = "images") -> Outcome:
+           steps: list[str] | None = None, nested_split: str = "images", only: list[str] | None = None) -> Outcome:
     """``steps``: the post-processing steps to tune (registry names, one threshold step among them); None: every registered step.
     ``nested_split``: which images each round of the nested estimate holds out (``ensembling.scoring.nested.outer_parts``)."""
     device = resolve_device(device)  # where greedy steps count: cuda when present (ensembling.scoring.gpu_step), else the CPU
-    candidates, classifier_trial = split_candidates(study)
+    candidates, classifier_trial = split_candidates(study, only)
     oofs = [t.oof() for t in candidates]
     truth = study.truth()
     tuner = Tuner(study_metric(study), steps)
@@ -208,7 +220,7 @@ def select_masks(study: Study, args: dict[str, Any]) -> Manifest:
         device=args.get("budget.device", Budget.device),  # a preset name or a ratio: Budget checks it
     )
     outcome = select(study, budget, greedy_config(args), nested=args.get("nested", True), gate=args.get("gate"), device=args.get("device", "auto"),
-                     steps=step_names(args.get("steps")), nested_split=args.get("nested.split", "images"))
+                     steps=step_names(args.get("steps")), nested_split=args.get("nested.split", "images"), only=trial_ids(args.get("trials")))
     trials, selection, singles, best, tuned = outcome.trials, outcome.selection, outcome.singles, outcome.best_single, outcome.tuned
     gate_seconds = 0.0 if outcome.gate is None else outcome.gate.seconds(budget)
     expected = budget.fixed_seconds + gate_seconds + sum(outcome.costs[i] for i in selection.counts)
@@ -235,7 +247,7 @@ def select_labels(study: Study, args: dict[str, Any]) -> Manifest:
         raise ValueError(f"gate={args['gate']}: study {study.root} is a classification study; a gate goes with a segmentation study's selection")
     if "steps" in args:
         raise ValueError(f"steps={args['steps']}: study {study.root} is a classification study; post-processing steps go with masks")
-    return run_classes(study, usable_trials(study), args, greedy_config(args))
+    return run_classes(study, usable_trials(study, trial_ids(args.get("trials"))), args, greedy_config(args))
 
 
 SELECTORS: Registry[Callable[[Study, dict[str, Any]], Manifest]] = Registry("ensemble kind")

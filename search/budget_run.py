@@ -63,6 +63,7 @@ class Budgeted:
     started: float
     threads: int  # CPUs of one trial
     curves: dict[str, list[tuple[int, float]]]  # trial id -> (epoch, OOF score) at each validation
+    screened: list[str] = dataclasses.field(default_factory=list)  # the screen's trial ids (low fidelity: not candidates)
 
 
 def lanes_and_threads(plan: Plan) -> tuple[int, int, int]:
@@ -205,6 +206,32 @@ def _contention(grid: Any, calibrated_train_s: float) -> float | None:
     return sum(measured) / len(measured) / calibrated_train_s
 
 
+def trial_ids_of(grid: Any) -> list[str]:
+    """The trial ids of a stage's Tune results."""
+    ids = [(r.metrics or {}).get("trial_id") or (r.config or {}).get("trial_id") for r in grid or []]
+    return [str(t) for t in ids if t]
+
+
+def selection_words(study_dir: Path, screened: list[str]) -> list[str]:
+    """``ensembling.select``'s words: the study, and where the screen left complete trials (on a holdout its one
+    fold is the whole split), ``trials=`` every usable trial but those. A screening trial trained at half the
+    side for a few epochs; on a holdout of ~90 images the greedy blend took one in beside a finalist for a
+    gain that did not carry to the test images (issue 21), as fold models of K folds never could (incomplete)."""
+    from core.data.study import open_study
+    from core.store import scan_trials
+
+    words = [f"study={study_dir}"]
+    if not screened:
+        return words
+    study = open_study(study_dir)
+    usable = [t.trial_id for t in scan_trials(study.root).records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    kept = [t for t in usable if t not in set(screened)]
+    if kept and len(kept) < len(usable):
+        print(f"time_budget: selecting from {len(kept)} trial(s), not the screen's {len(usable) - len(kept)} low-fidelity one(s)", flush=True)
+        words.append(f"trials={','.join(kept)}")
+    return words
+
+
 def curves_of(grid: Any) -> dict[str, list[tuple[int, float]]]:
     """Each trial's validated (epoch, score) points, from Tune's result rows."""
     out: dict[str, list[tuple[int, float]]] = {}
@@ -257,6 +284,7 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
     )
     write_plan(study_dir, budget_plan)
     grids = []
+    screened: list[str] = []
     screen = budget_plan.stages["screen"]
     contention, overhead = None, None
     if screen.trials and not interrupts.received:
@@ -267,8 +295,9 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         contention = _contention(grid, facts.screen_train_s)
         epochs_done = [int((r.metrics or {}).get("epoch") or 0) for r in grid or []]
         overhead = measured_overhead(facts, screen.spent, epochs_done, contention or facts.contention)
-        screened = [t for t in read_trials(study_dir) if not t.complete]
-        screen.outcome = f"{len(grid or [])} configuration(s) screened ({sum(epochs_done)} epochs), {len(screened)} trained to the end"
+        screened = trial_ids_of(grid)
+        ended = [t for t in read_trials(study_dir) if t.trial_id in screened]  # metrics.json: not stopped by ASHA
+        screen.outcome = f"{len(grid or [])} configuration(s) screened ({sum(epochs_done)} epochs), {len(ended)} trained to the end"
     if not screen.trials:
         screen.outcome = screen.note
     finalists = budget_plan.stages["finalists"]
@@ -300,7 +329,7 @@ def run_budgeted(plan: Plan, study_dir: Path, tags: dict[str, str], where: Where
         trained = epochs_trained(grid) or max(1, finalists.epochs)
         finalists.outcome = f"{len(grid or [])} finalist(s) x {split_text(facts)} x {trained} epoch(s) ({max(1, finalists.epochs)} planned; the clock decided)"
     write_plan(study_dir, budget_plan)
-    return Budgeted(budget_plan, facts, started, threads, curves), grids
+    return Budgeted(budget_plan, facts, started, threads, curves, screened), grids
 
 
 def finish_budgeted(plan: Plan, study_dir: Path, done: Budgeted) -> BudgetPlan:
@@ -313,7 +342,7 @@ def finish_budgeted(plan: Plan, study_dir: Path, done: Budgeted) -> BudgetPlan:
     budget_plan, facts = done.plan, done.facts
     stage = budget_plan.stages["select"]
     began = time.time()
-    select(SELECT.parse([f"study={study_dir}"]))
+    select(SELECT.parse(selection_words(study_dir, done.screened)))
     stage.spent = time.time() - began
     members = sorted({m.trial_id for m in read_manifest(StudyFolder(study_dir).ensemble_json).members})
     stage.outcome = f"{len(members)} member(s): {', '.join(members)}"

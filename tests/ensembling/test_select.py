@@ -158,3 +158,28 @@ def test_the_nested_estimate_holds_out_parts_of_every_fold_unless_told_folds(tmp
     assert "scored on the fold left out" in capsys.readouterr().out
     assert main([f"study={copy}", "nested.split=rows"]) == 2
     assert "nested.split must be one of images, folds, got 'rows'" in capsys.readouterr().err
+
+
+def test_trials_names_the_candidates_with_their_snapshots_and_an_unknown_one_is_one_line(study_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from ensembling_helpers import one_line_error
+
+    copy = tmp_path / "s"
+    shutil.copytree(study_dir, copy)
+    manifest = run({"study": str(copy), "budget.device": 1.0, "nested": False, "trials": "t1, t2"})
+    assert {m.trial_id for m in manifest.members} <= {"t1", "t2"}  # t0's perfect snapshot is not among them
+    manifest = run({"study": str(copy), "budget.device": 1.0, "nested": False, "trials": "t0"})
+    assert [m.candidate_id for m in manifest.members] == ["t0/ema"]  # a trial's snapshots come with it
+    capsys.readouterr()
+    assert main([f"study={copy}", "trials=t1,t9", "nested=false"]) == 2
+    assert one_line_error(capsys) == f"error: trials=t1,t9: t9 is no usable finished trial of {copy} (usable: t0, t1, t2)"
+
+
+def test_a_budgeted_search_selects_from_every_usable_trial_but_the_screens(study_dir: Path) -> None:
+    from search.budget_run import selection_words
+
+    assert selection_words(study_dir, []) == [f"study={study_dir}"]
+    # t2 screened (complete, as a holdout's screening trials are): left out; an id that is no complete trial changes nothing
+    assert selection_words(study_dir, ["t2", "pruned-one"]) == [f"study={study_dir}", "trials=t0,t1"]
+    assert selection_words(study_dir, ["pruned-one"]) == [f"study={study_dir}"]
