@@ -216,7 +216,7 @@ def selection_words(study_dir: Path, screened: list[str]) -> list[str]:
     """``ensembling.select``'s words: the study, and where the screen left complete trials (on a holdout its one
     fold is the whole split), ``trials=`` every usable trial but those. A screening trial trained at half the
     side for a few epochs; on a holdout of ~90 images the greedy blend took one in beside a finalist for a
-    gain that did not carry to the test images (issue 21), as fold models of K folds never could (incomplete)."""
+    gain the test images did not show (issue 21), where on K folds it could not (incomplete)."""
     from core.data.study import open_study
     from core.store import scan_trials
 
