@@ -214,6 +214,10 @@ def test_the_split_stays_k_folds_where_a_refit_fits_and_becomes_a_holdout_where_
     assert choose_split(chosen, 0.0, 0.3) == chosen
     # the setup's seconds count: what fits in 1000 s does not once 880 s went to the setup (108 s of work: 4 epochs)
     assert choose_split(FACTS, 880.0, 0.1).oof_share == 0.1
+    # a refit at the space's 6 epochs is not enough: K folds need room for twice them (12: 360 s here, not 340 s)
+    assert make_plan(dataclasses.replace(FACTS, budget_s=340.0)).stages["refit"].epochs == 11
+    assert choose_split(dataclasses.replace(FACTS, budget_s=340.0), 0.0, 0.1).oof_share == 0.1
+    assert choose_split(dataclasses.replace(FACTS, budget_s=360.0), 0.0, 0.1).oof_share == 1.0
 
 
 def test_no_screen_where_no_more_configurations_fit_than_there_are_finalists() -> None:
