@@ -32,6 +32,7 @@ from core.tta import views
 from search.cluster import place, run_stage
 from search.config import Plan, PromoteConfig, SchedulerConfig, ScreenConfig
 from search.planner import (
+    KFOLD_EPOCHS,
     BudgetPlan,
     Facts,
     Stage,
@@ -122,7 +123,7 @@ def measure_facts(plan: Plan, study_dir: Path, budget: float, lanes: int, thread
 
 
 def _split_for(facts: Facts, study_dir: Path, setup_s: float) -> Facts:
-    """The planner's split (K folds, or a holdout where K folds and a refit do not fit), the new study split
+    """The planner's split (K folds, or a holdout where K folds and a long enough refit do not fit), the new study split
     again when it is a holdout; a holdout the data cannot hold (too few images of a class) keeps K folds."""
     from core.data.folds import holdout_share
     from core.data.study import open_study, resplit_study
@@ -136,7 +137,8 @@ def _split_for(facts: Facts, study_dir: Path, setup_s: float) -> Facts:
         print(f"time_budget: {facts.folds} folds kept, not split again as a holdout: {error}", flush=True)
         return facts
     held = len(study.image_ids)
-    print(f"time_budget: {facts.folds} folds and a refit do not fit {facts.budget_s:.0f} s, so the study is split as a holdout: "
+    print(f"time_budget: {facts.folds} folds and a refit of {KFOLD_EPOCHS * facts.space_epochs} epochs (twice the space's) do not fit "
+          f"{facts.budget_s:.0f} s, so the study is split as a holdout: "
           f"{held} of {study.training_images} images validated, each model trained on the other {study.training_images - held} "
           "(give oof_share=1 to keep K folds)", flush=True)
     return Facts(**{**dataclasses.asdict(chosen), "oof_share": round(held / study.training_images, 4)})

@@ -203,7 +203,7 @@ def test_a_holdout_finalist_trains_one_model_on_the_images_it_does_not_validate(
 
 def test_the_split_stays_k_folds_where_a_refit_fits_and_becomes_a_holdout_where_it_does_not() -> None:
     assert make_plan(FACTS).stages["refit"].epochs >= FACTS.space_epochs
-    assert choose_split(FACTS, 0.0, 0.1) == FACTS  # 1000 s hold 2 folds and a refit of the space's 6 epochs
+    assert choose_split(FACTS, 0.0, 0.1) == FACTS  # 1000 s hold 2 folds and a refit of 40 epochs, over twice the space's 6
     tight = dataclasses.replace(FACTS, budget_s=150.0)  # 135 s of work (no screen): 2 folds and a refit fit 5 epochs (15 s each + 48 s)
     assert make_plan(tight).stages["refit"].epochs == 0
     chosen = choose_split(tight, 0.0, 0.1)
