@@ -173,6 +173,11 @@ def with_snapshots(trials: list[TrialRecord], problems: list[str] | None = None,
     return out
 
 
+def usable_records(scan: Scan, study: Study) -> list[TrialRecord]:
+    """The scanned trials that finished every fold of this study's split (its folds hash), without a word."""
+    return [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+
+
 def usable_trials(study: Study, only: list[str] | None = None) -> list[TrialRecord]:
     """Finished, undamaged trials that predicted every image of this study's split (of ``only``, trial ids, if given).
 
@@ -182,7 +187,7 @@ def usable_trials(study: Study, only: list[str] | None = None) -> list[TrialReco
     scan = scan_trials(study.root)
     for problem in scan.problems:
         print(problem, flush=True)
-    trials = [t for t in scan.records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    trials = usable_records(scan, study)
     if not trials:
         damaged = f" ({len(scan.problems)} damaged, listed above)" if scan.problems else ""
         raise ValueError(

@@ -220,13 +220,13 @@ def selection_words(study_dir: Path, screened: list[str]) -> list[str]:
     side for a few epochs; on a holdout of ~90 images the greedy blend took one in beside a finalist for a
     gain the test images did not show (issue 21), where on K folds it could not (incomplete)."""
     from core.data.study import open_study
-    from core.store import scan_trials
+    from core.store import scan_trials, usable_records
 
     words = [f"study={study_dir}"]
     if not screened:
         return words
     study = open_study(study_dir)
-    usable = [t.trial_id for t in scan_trials(study.root).records if t.complete and t.metrics.get("folds_hash") == study.folds_hash]
+    usable = [t.trial_id for t in usable_records(scan_trials(study.root), study)]
     kept = [t for t in usable if t not in set(screened)]
     if kept and len(kept) < len(usable):
         print(f"time_budget: selecting from {len(kept)} trial(s), not the screen's {len(usable) - len(kept)} low-fidelity one(s)", flush=True)
